@@ -1,0 +1,120 @@
+"""What the engine answers: channel-neutral, untranslated, ready to render.
+
+Texts are `Msg` (an English msgid plus values); the channel translates them with the
+session's locale at render time, so switching language re-renders the same turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import Enum
+
+from bot.engine.session import Session
+
+
+@dataclass(frozen=True)
+class Money:
+    """An amount in yuan, formatted by locale (¥15,000.00 / CN¥15,000.00)."""
+
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class Days:
+    """A number of days, formatted with the locale's plural (1 day, 45 days, 45天)."""
+
+    count: int
+
+
+@dataclass(frozen=True)
+class Percent:
+    """A share between 0 and 1, formatted as a whole percentage."""
+
+    share: float
+
+
+@dataclass(frozen=True)
+class Msg:
+    """A translatable text: `msgid` is the English source; `values` fill its {placeholders}.
+
+    A `str` value is inserted as it is (it may come from the user: channels escape
+    the rendered text as a whole).
+    """
+
+    msgid: str
+    values: Mapping[str, Msg | Money | Days | Percent | str | int] = field(default_factory=dict)
+
+
+class Tone(str, Enum):
+    NORMAL = "normal"
+    HEADING = "heading"
+    WARNING = "warning"  # a re-prompt, a stale button: the user should notice it
+    URGENT = "urgent"  # crisis help: shown before anything else
+
+
+@dataclass(frozen=True)
+class Say:
+    """A paragraph of text."""
+
+    text: Msg
+    tone: Tone = Tone.NORMAL
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """Something to say to the bank (or, for staff, to the customer): shown copyable."""
+
+    text: Msg
+    title: Msg | None = None
+
+
+@dataclass(frozen=True)
+class RankedCause:
+    cause_id: str
+    label: Msg
+    probability: float
+    reasons: tuple[Msg, ...] = ()
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The diagnosis: causes from most to least probable (shown with bars)."""
+
+    causes: tuple[RankedCause, ...]
+
+
+Block = Say | Phrase | Ranking
+
+
+@dataclass(frozen=True)
+class Option:
+    """One answer offered as a button or a numbered line."""
+
+    index: int
+    label: Msg
+
+
+@dataclass(frozen=True)
+class Question:
+    """What the user is asked now. `version` goes into buttons to detect stale presses."""
+
+    state: str
+    prompt: Msg
+    options: tuple[Option, ...]
+    version: int
+    skippable: bool = False
+
+
+@dataclass(frozen=True)
+class Turn:
+    """The engine's answer to one event: what to show and the session after it."""
+
+    session: Session
+    blocks: tuple[Block, ...] = ()
+    question: Question | None = None
+    # False when the event changed nothing (bad input, a stale button): stores skip the write.
+    changed: bool = True
+    # The conversation reached its end state; a new message starts over.
+    finished: bool = False

@@ -1,0 +1,110 @@
+"""The store interface: what the channels need to keep conversations durable.
+
+Two implementations (SQLite, PostgreSQL) pass one contract test suite. A channel
+handles an update like this::
+
+    async with store.conversation(chat_key, update_id) as conv:
+        if conv.duplicate:
+            return                      # seen before: acknowledge, apply nothing
+        turn = engine.handle(conv.session or engine.new_session(...), event)
+        await send(turn)                # inside: a crash before commit means re-delivery
+        conv.save(turn.session)         # committed, with the update id, on exit
+
+`conversation` serialises everything on one chat key, across tasks and across
+replicas (row lock or equivalent); different keys proceed in parallel.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.engine.session import Session
+
+
+class StoreUnavailable(RuntimeError):
+    """The database could not be reached or failed mid-operation; nothing was committed."""
+
+
+@dataclass
+class Conversation:
+    """One chat's session inside a `Store.conversation` block."""
+
+    chat_key: str
+    session: Session | None
+    # The update id was already applied: do nothing, answer nothing.
+    duplicate: bool = False
+    # The stored row could not be read back (corrupt or from an older schema).
+    damaged: bool = False
+    _to_save: Session | None = None
+    _erase: bool = False
+
+    def save(self, session: Session) -> None:
+        """Keep `session` when the block exits without an exception."""
+        self._to_save = session
+        self._erase = False
+
+    def erase(self) -> None:
+        """Forget this chat entirely when the block exits (`/forget`)."""
+        self._erase = True
+        self._to_save = None
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """A repayment reminder to send to `chat_key` at `due_at` (scheduled by a later issue)."""
+
+    id: int
+    chat_key: str
+    due_at: datetime
+    payload: dict[str, Any]
+
+
+class Store(ABC):
+    """Durable sessions, processed update ids, reminders and anonymous events."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and bring the schema up to date (idempotent, safe with concurrent replicas)."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections."""
+
+    @abstractmethod
+    async def ping(self) -> bool:
+        """True when the database answers (for /healthz)."""
+
+    @abstractmethod
+    def conversation(
+        self, chat_key: str, update_id: int | None = None
+    ) -> AbstractAsyncContextManager[Conversation]:
+        """Lock `chat_key`, load its session and, on a clean exit, commit what was saved
+        together with `update_id` as processed."""
+
+    @abstractmethod
+    async def load(self, chat_key: str) -> Session | None:
+        """Read a session without locking (for tools and tests)."""
+
+    @abstractmethod
+    async def record_event(self, name: str, chat_key: str, data: dict[str, Any]) -> None:
+        """Count an anonymous event; the chat is kept only as a keyed hash."""
+
+    @abstractmethod
+    async def add_reminder(self, chat_key: str, due_at: datetime, payload: dict[str, Any]) -> int:
+        """Plan a reminder; returns its id."""
+
+    @abstractmethod
+    async def due_reminders(self, now: datetime, limit: int = 100) -> list[Reminder]:
+        """Reminders due at `now` or earlier, oldest first."""
+
+    @abstractmethod
+    async def purge_idle(self, idle_since: datetime) -> int:
+        """Delete sessions not touched since `idle_since`; returns how many."""
+
+    @abstractmethod
+    async def stats(self) -> dict[str, int]:
+        """Event counts by name, and the number of active conversations."""
