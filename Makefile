@@ -29,8 +29,8 @@ test: lint validate
 # extract -> update -> (translate the .po) -> compile
 i18n: $(STAMP)
 	$(VENV)/bin/pybabel extract -F babel.cfg -o locales/messages.pot --omit-header --no-location .
-	$(VENV)/bin/pybabel update -i locales/messages.pot -d locales -l zh_CN --omit-header --no-fuzzy-matching
-	$(VENV)/bin/pybabel update -i locales/messages.pot -d locales -l en --omit-header --no-fuzzy-matching
+	$(VENV)/bin/pybabel update -i locales/messages.pot -d locales -l zh_CN --no-fuzzy-matching
+	$(VENV)/bin/pybabel update -i locales/messages.pot -d locales -l en --no-fuzzy-matching
 	$(VENV)/bin/pybabel compile -d locales --statistics
 
 bench: $(STAMP)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Chose:
     index: int
 
 
-class CommandName(str, Enum):
+class CommandName(StrEnum):
     BACK = "back"
     RESTART = "restart"
     LANGUAGE = "language"

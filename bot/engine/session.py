@@ -7,7 +7,7 @@ one inside the `Turn`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 # A slot holds what the user answered, already parsed: a number of days, an amount of
@@ -21,15 +21,16 @@ SESSION_SCHEMA = 1
 class Snapshot:
     """Where the conversation was before an answer, so `/back` can return there."""
 
+    flow: str
     state: str
     slots: dict[str, SlotValue]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"state": self.state, "slots": dict(self.slots)}
+        return {"flow": self.flow, "state": self.state, "slots": dict(self.slots)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Snapshot:
-        return cls(state=str(data["state"]), slots=dict(data.get("slots", {})))
+        return cls(str(data["flow"]), str(data["state"]), dict(data.get("slots", {})))
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,16 @@ class Session:
     def evolve(self, **changes: Any) -> Session:
         """A copy with `changes` applied and the version bumped."""
         changes.setdefault("version", self.version + 1)
-        return replace(self, **changes)
+        # Spelled out rather than dataclasses.replace: this runs on every step.
+        return Session(
+            flow=changes.get("flow", self.flow),
+            state=changes.get("state", self.state),
+            locale=changes.get("locale", self.locale),
+            slots=changes.get("slots", self.slots),
+            history=changes.get("history", self.history),
+            version=changes["version"],
+            flags=changes.get("flags", self.flags),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from enum import Enum
+from enum import StrEnum
 
 from bot.engine.session import Session
 
@@ -47,7 +47,7 @@ class Msg:
     values: Mapping[str, Msg | Money | Days | Percent | str | int] = field(default_factory=dict)
 
 
-class Tone(str, Enum):
+class Tone(StrEnum):
     NORMAL = "normal"
     HEADING = "heading"
     WARNING = "warning"  # a re-prompt, a stale button: the user should notice it
@@ -105,6 +105,9 @@ class Question:
     options: tuple[Option, ...]
     version: int
     skippable: bool = False
+    # Typed option numbers pick options. Not for questions answered with a number of
+    # days or an amount, where "3" means three, not the third button.
+    numbered: bool = True
 
 
 @dataclass(frozen=True)
@@ -118,3 +121,5 @@ class Turn:
     changed: bool = True
     # The conversation reached its end state; a new message starts over.
     finished: bool = False
+    # The (flow, state) pairs this turn went through, in order (for tests and tracing).
+    passed: tuple[tuple[str, str], ...] = ()

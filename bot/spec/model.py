@@ -1,0 +1,161 @@
+"""The dialog spec: what operators write in YAML, as typed, validated data.
+
+Every text here is an English msgid; channels translate it at render time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+from bot.spec.conditions import Condition
+
+
+@dataclass(frozen=True)
+class Where:
+    """A place in a YAML file, 1-based, for error messages and the Babel extractor."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class SlotType(StrEnum):
+    CHOICE = "choice"
+    BOOL = "bool"
+    DAYS = "days"
+    MONEY = "money"
+    STORY = "story"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Something the conversation learns about the user, with how to parse it."""
+
+    name: str
+    type: SlotType
+    minimum: Decimal | None = None
+    maximum: Decimal | None = None
+    invalid: str | None = None  # an operator's own re-prompt, overriding the type's default
+
+
+ScalarValue = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class Option:
+    label: str
+    value: ScalarValue
+    synonyms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Text:
+    """A paragraph, shown only when `when` holds (always when it is None)."""
+
+    text: str
+    when: Condition | None = None
+
+
+@dataclass(frozen=True)
+class PhraseSpec:
+    text: str
+    title: str | None = None
+    when: Condition | None = None
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One way on from a state: to `target` when `when` holds. `@flow` names another flow."""
+
+    target: str
+    when: Condition | None
+    where: Where
+
+
+@dataclass(frozen=True)
+class State:
+    name: str
+    where: Where
+    say: tuple[Text, ...] = ()
+    ask: str | None = None
+    slot: str | None = None
+    options: tuple[Option, ...] = ()
+    skippable: bool = False
+    when: Condition | None = None
+    show_ranking: bool = False
+    phrases: tuple[PhraseSpec, ...] = ()
+    branches: tuple[Branch, ...] = ()
+    end: bool = False
+
+    @property
+    def is_question(self) -> bool:
+        return self.ask is not None
+
+
+@dataclass(frozen=True)
+class Flow:
+    name: str
+    title: str
+    start: str
+    slots: dict[str, Slot]
+    states: dict[str, State]
+    where: Where
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Something that makes a cause more (ratio > 1) or less (ratio < 1) likely."""
+
+    key: str  # "<cause id>/<index>": what a story slot keeps instead of the user's words
+    ratio: float
+    reason: str | None = None
+    when: Condition | None = None
+    keywords: dict[str, tuple[str, ...]] = field(default_factory=dict)  # by language: zh, en
+    fills: dict[str, ScalarValue] = field(default_factory=dict)
+    where: Where | None = None
+
+
+@dataclass(frozen=True)
+class Cause:
+    id: str
+    label: str
+    prior: float
+    evidence: tuple[Evidence, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProductCosts:
+    """Rates for the cost estimate of one product (operator-editable estimates)."""
+
+    daily_interest: Decimal
+    late_fee_share: Decimal = Decimal(0)
+    minimum_share: Decimal = Decimal(0)
+    cycle_days: int = 30
+
+
+@dataclass(frozen=True)
+class Crisis:
+    keywords: dict[str, tuple[str, ...]]
+    hotlines: dict[str, str]
+
+
+@dataclass(frozen=True)
+class DialogSpec:
+    """Everything loaded from a dialogs folder."""
+
+    flows: dict[str, Flow]
+    causes: tuple[Cause, ...]
+    costs: dict[str, ProductCosts]
+    messages: dict[str, str]
+    entry_flow: str
+    crisis: Crisis
+    # Every translatable text and where it was written, for the translation check.
+    texts: tuple[tuple[str, Where], ...] = ()
+
+    def cause(self, cause_id: str) -> Cause:
+        return next(cause for cause in self.causes if cause.id == cause_id)
