@@ -1,0 +1,99 @@
+"""`python -m bot chat` as a user meets it: piped, interactive (a real pty), both languages."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bot.runtime import PROJECT_ROOT
+
+
+def _chat(stdin: str, *args: str, env: dict[str, str] | None = None, db: Path) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, **(env or {}), "DATABASE_URL": f"sqlite:///{db}"}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "chat", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env=environment,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_piped_chinese_conversation_to_the_plan(tmp_path: Path) -> None:
+    lines = ["1", "1", "两个月", "两万三", "上个月被裁员了，一直没找到工作", "没有", "没有", "没有", "是"]
+    result = _chat("\n".join(lines) + "\n", "--lang", "zh", db=tmp_path / "chat.sqlite3")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "请问您是？" in out and "  1. 我有一笔还款逾期了" in out
+    assert "逾期多少天了？" in out
+    assert "收入不稳定 ▇" in out  # the diagnosis chart, top cause first
+    assert out.index("收入不稳定 ▇") < out.index("未及时还款提醒 ▇")
+    assert "¥23,000.00" in out and "60天" in out
+    assert "您好，我的信用卡目前逾期60天，欠款¥23,000.00。" in out
+    assert "Traceback" not in result.stderr
+
+
+def test_piped_english_conversation_reprompts_and_goes_back(tmp_path: Path) -> None:
+    lines = ["1", "2", "a while", "about 6 weeks", "/back", "3 weeks", "skip"]
+    result = _chat("\n".join(lines) + "\n", "--lang", "en", db=tmp_path / "chat.sqlite3")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "! I need a number of days, e.g. 45 or 两个月." in out
+    assert out.count("About how much is overdue?") == 2  # asked, then asked again after /back
+    assert out.count("How many days is it overdue?") == 3
+    assert "In your own words" in out
+
+
+def test_empty_input_ends_cleanly_after_the_greeting(tmp_path: Path) -> None:
+    result = _chat("", "--lang", "en", db=tmp_path / "chat.sqlite3")
+    assert result.returncode == 0
+    assert "Who are you?" in result.stdout
+    assert result.stderr == ""
+
+
+def test_language_comes_from_the_terminal_locale_chinese_when_unknown(tmp_path: Path) -> None:
+    english = _chat("", env={"LANG": "en_GB.UTF-8", "LC_ALL": "", "LC_MESSAGES": ""}, db=tmp_path / "a.sqlite3")
+    assert "Who are you?" in english.stdout
+    unknown = _chat("", env={"LANG": "C", "LC_ALL": "", "LC_MESSAGES": ""}, db=tmp_path / "b.sqlite3")
+    assert "请问您是？" in unknown.stdout
+
+
+def test_interactive_session_in_a_real_terminal(tmp_path: Path) -> None:
+    environment = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'tty.sqlite3'}"}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the chat on a terminal
+        os.chdir(PROJECT_ROOT)
+        os.execve(sys.executable, [sys.executable, "-m", "bot", "chat", "--lang", "en"], environment)
+
+    def read_until(marker: str, timeout: float = 60) -> str:
+        seen = b""
+        deadline = time.monotonic() + timeout
+        while marker.encode() not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if ready:
+                try:
+                    seen += os.read(fd, 65536)
+                except OSError:
+                    break
+        return seen.decode("utf-8", errors="replace")
+
+    try:
+        assert "> " in read_until("> ")
+        os.write(fd, b"1\n")
+        screen = read_until("Another loan")
+        assert "Which repayment is overdue?" in screen
+        os.write(fd, b"huabei\n")
+        assert "How many days is it overdue?" in read_until("More than 6 months")
+        os.write(fd, b"\x04")  # Ctrl-D: EOF ends the chat
+        _, status = os.waitpid(pid, 0)
+        assert os.WEXITSTATUS(status) == 0
+    finally:
+        os.close(fd)
