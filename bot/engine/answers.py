@@ -94,7 +94,9 @@ _FRACTION_DIGITS: Final[dict[str, str]] = {
     **{ch: str(n) for ch, n in _CN_DIGITS.items() if n < 10 and ch != "两"},
     **{str(n): str(n) for n in range(10)},
 }
-_CN_POWERS: Final[dict[str, int]] = {"十": 1, "百": 2, "千": 3, "万": 4, "亿": 8}
+_CN_POWERS: Final[dict[str, int]] = {
+    "十": 1, "拾": 1, "百": 2, "佰": 2, "千": 3, "仟": 3, "万": 4, "亿": 8,
+}
 
 
 @lru_cache(maxsize=1024)
@@ -116,6 +118,11 @@ def _chinese_int(numeral: str) -> int | None:
         return digit
     if numeral.isascii():
         return int(numeral) if numeral.isdigit() else None
+    head, power = numeral[:-1], _CN_POWERS.get(numeral[-1:])
+    if power is not None and head.isascii() and head.isdigit():
+        # "1万": cn2an reads it with Decimal arithmetic in the caller's decimal context,
+        # which may trap rounding; plain ints cannot.
+        return int(head) * 10**power
     return _cn2an_int(numeral)
 
 
@@ -173,11 +180,13 @@ def _alternatives(words: str) -> str:
     In a phrase, "_" stands for a space that may be left out. The result is safe in a
     re.VERBOSE pattern (which would drop a bare space).
     """
-    phrases = sorted(words.split(), key=len, reverse=True)
+    phrases = sorted(set(words.split()), key=len, reverse=True)
     return "|".join(re.escape(p).replace("_", "[ ]?") for p in phrases)
 
 
 # Hedges change nothing: "about 2 months", "大概两万", "over 90 days" take the number.
+# The patterns repeat them with possessive loops (*+): phrases overlap ("大约有" is
+# "大约" + "有"), and a backtracking loop over them is exponential on a failing input.
 _HEDGES_BEFORE: Final = (
     "about around approximately approx approx. roughly almost nearly over under "
     "more_than less_than at_least at_most close_to just_over just_under maybe probably "
@@ -187,7 +196,7 @@ _HEDGES_BEFORE: Final = (
 )
 _HEDGES_AFTER: Final = (
     "ish -ish or_so or_more or_less more_or_less give_or_take + plus maybe roughly "
-    "左右 上下 以上 以内 之内 前后 多 来 余 出头 的样子 样子 了 吧 啦 啊 呀 呢 的 吧"
+    "左右 上下 以上 以内 之内 前后 多 来 余 出头 的样子 样子 了 吧 啦 啊 呀 呢 的"
 )
 
 # ------------------------------------------------------------------------------- days
@@ -205,7 +214,7 @@ _DAYS_OVERDUE: Final = (
 
 _DAYS_RE: Final = re.compile(
     rf"""
-    (?:(?:{_alternatives(_HEDGES_BEFORE + " 逾期 逾期了 过了")})\s*)*
+    (?:(?:{_alternatives(_HEDGES_BEFORE + " 逾期 逾期了 过了")})\s*)*+
     (?:
         {_NUMBER}\s*
         (?:\+|多|几|余|来)?\s*(?P<ge>个)?\s*(?:多)?\s*
@@ -217,7 +226,7 @@ _DAYS_RE: Final = re.compile(
     |
         (?P<today>今天|today|当天)
     )
-    (?:\s*(?:{_alternatives(_HEDGES_AFTER + " " + _DAYS_OVERDUE)}))*
+    (?:\s*(?:{_alternatives(_HEDGES_AFTER + " " + _DAYS_OVERDUE)}))*+
     """,
     re.VERBOSE,
 )
@@ -278,10 +287,10 @@ _YUAN_AFTER: Final = "元 块 块钱 圆 人民币 rmb cny yuan kuai 钱"
 
 _MONEY_RE: Final = re.compile(
     rf"""
-    (?:(?:{_alternatives(_HEDGES_BEFORE + " " + _YUAN_BEFORE)})\s*)*
+    (?:(?:{_alternatives(_HEDGES_BEFORE + " " + _YUAN_BEFORE)})\s*)*+
     {_NUMBER}\s*
     (?P<multiplier>{_alternatives(" ".join(_POWER_OF_MULTIPLIER))})?
-    (?:\s*(?:{_alternatives(_HEDGES_AFTER + " " + _YUAN_AFTER)}))*
+    (?:\s*(?:{_alternatives(_HEDGES_AFTER + " " + _YUAN_AFTER)}))*+
     """,
     re.VERBOSE,
 )

@@ -15,7 +15,7 @@ from bot.spec.model import ProductCosts
 CENT = Decimal("0.01")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CostEstimate:
     interest: Decimal
     fee: Decimal

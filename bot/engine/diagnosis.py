@@ -16,7 +16,7 @@ from typing import Any
 from bot.spec.model import Cause, Evidence, ScalarValue
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Assessment:
     """One cause's probability and the evidence that moved it (strongest first)."""
 
@@ -26,9 +26,8 @@ class Assessment:
 
 
 # A keyword right after a negation is not evidence: "我没有失业", "I wasn't laid off".
-# (Fixed-width look-behinds, one per negation.)
-_NOT_ZH = "".join(f"(?<!{word})" for word in ("没有", "没", "不是", "未", "并非", "不"))
-_NOT_EN = "".join(f"(?<!{word} )" for word in ("not", "n't", "never", "no", "wasn't", "didn't"))
+_NEGATED = re.compile(r"(?:没有|没|不是|未|并非|不|\bnot|n't|\bnever|\bno)\s*$")
+_NEGATION_REACH = 8  # characters before a keyword where a negation counts
 
 
 def _keyword_pattern(words: Iterable[str]) -> re.Pattern[str] | None:
@@ -37,8 +36,12 @@ def _keyword_pattern(words: Iterable[str]) -> re.Pattern[str] | None:
     parts = []
     for word in words:
         escaped = re.escape(word.lower())
-        parts.append(rf"{_NOT_EN}(?<![a-z]){escaped}(?![a-z])" if word.isascii() else f"{_NOT_ZH}{escaped}")
+        parts.append(rf"(?<![a-z]){escaped}(?![a-z])" if word.isascii() else escaped)
     return re.compile("|".join(parts)) if parts else None
+
+
+def _negated(text: str, start: int) -> bool:
+    return _NEGATED.search(text, max(0, start - _NEGATION_REACH), start) is not None
 
 
 def normalize_text(text: str) -> str:
@@ -67,7 +70,8 @@ class Diagnoser:
         """The keyword evidence found in what the user wrote, in either language."""
         if self._pattern is None:
             return []
-        found = {match.lastgroup for match in self._pattern.finditer(normalize_text(text))}
+        text = normalize_text(text)
+        found = {m.lastgroup for m in self._pattern.finditer(text) if not _negated(text, m.start())}
         return [evidence for group, evidence in self._by_group.items() if group in found]
 
     def rank(self, scope: Mapping[str, Any], story_keys: Iterable[str] = ()) -> list[Assessment]:

@@ -132,7 +132,7 @@ class _Scope(Mapping[str, Any]):
         return len({**self._all(), **self._slots})
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Answer:
     """A parsed answer, or the message explaining why it is not one."""
 
@@ -331,7 +331,8 @@ class Engine:
                 self._fill_from_story(slots, answer.value)
         snap = Snapshot(session.flow, session.state, dict(session.slots))
         answered = session.evolve(slots=slots, history=(*session.history, snap))
-        return self._advance(self._step(answered, _Scope(self, answered.slots)), list(blocks))
+        scope = _Scope(self, answered.slots)
+        return self._advance(self._step(answered, scope), list(blocks), scope)
 
     def _fill_from_story(self, slots: dict[str, SlotValue], keys: list[str]) -> None:
         found = set(keys)
@@ -406,10 +407,10 @@ class Engine:
 
     # ------------------------------------------------------------------ moving
 
-    def _advance(self, session: Session, blocks: list[Block]) -> Turn:
+    def _advance(self, session: Session, blocks: list[Block], scope: _Scope | None = None) -> Turn:
         """Show what the current state says and go on until a question or the end."""
         passed: list[tuple[str, str]] = []
-        scope = _Scope(self, session.slots)  # slots do not change while passing through
+        scope = scope or _Scope(self, session.slots)  # slots do not change while passing through
         for _ in range(MAX_HOPS):
             state = self._state(session)
             passed.append((session.flow, state.name))

@@ -2,6 +2,8 @@
 
 Texts are `Msg` (an English msgid plus values); the channel translates them with the
 session's locale at render time, so switching language re-renders the same turn.
+These are values: never mutate one after creating it (see session.py on why they
+are not `frozen`).
 """
 
 from __future__ import annotations
@@ -14,28 +16,28 @@ from enum import StrEnum
 from bot.engine.session import Session
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Money:
     """An amount in yuan, formatted by locale (¥15,000.00 / CN¥15,000.00)."""
 
     amount: Decimal
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Days:
     """A number of days, formatted with the locale's plural (1 day, 45 days, 45天)."""
 
     count: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Percent:
     """A share between 0 and 1, formatted as a whole percentage."""
 
     share: float
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Msg:
     """A translatable text: `msgid` is the English source; `values` fill its {placeholders}.
 
@@ -54,7 +56,7 @@ class Tone(StrEnum):
     URGENT = "urgent"  # crisis help: shown before anything else
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Say:
     """A paragraph of text."""
 
@@ -62,7 +64,7 @@ class Say:
     tone: Tone = Tone.NORMAL
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Phrase:
     """Something to say to the bank (or, for staff, to the customer): shown copyable."""
 
@@ -70,7 +72,7 @@ class Phrase:
     title: Msg | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RankedCause:
     cause_id: str
     label: Msg
@@ -78,7 +80,7 @@ class RankedCause:
     reasons: tuple[Msg, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Ranking:
     """The diagnosis: causes from most to least probable (shown with bars)."""
 
@@ -88,7 +90,7 @@ class Ranking:
 Block = Say | Phrase | Ranking
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Option:
     """One answer offered as a button or a numbered line."""
 
@@ -96,7 +98,7 @@ class Option:
     label: Msg
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Question:
     """What the user is asked now. `version` goes into buttons to detect stale presses."""
 
@@ -110,7 +112,7 @@ class Question:
     numbered: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Turn:
     """The engine's answer to one event: what to show and the session after it."""
 
