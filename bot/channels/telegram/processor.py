@@ -1,0 +1,122 @@
+"""Per-chat ordering with a bounded backlog: one chat in order, different chats in parallel.
+
+PTB's own concurrency either serialises everything (one slow chat delays every other
+user) or nothing (two messages of one chat race each other). This processor gives
+each chat a lock, so its updates run one after the other in arrival order, while other
+chats proceed concurrently. A chat that floods the bot gets at most `max_backlog`
+updates queued; the rest are dropped, and the first dropped one triggers `on_overflow`
+(one polite "one moment"), so the flooder neither slows others nor gets a reply storm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from telegram import Update
+from telegram.ext import BaseUpdateProcessor
+
+log = logging.getLogger(__name__)
+
+OverflowHandler = Callable[[Update], Awaitable[None]]
+
+
+@dataclass
+class _ChatSlot:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    pending: int = 0  # running + waiting
+    warned: bool = False  # "one moment" already sent in this flood
+
+
+def chat_of(update: object) -> int | None:
+    """The id updates are serialised on: the chat, else the user, else none."""
+    if not isinstance(update, Update):
+        return None
+    if update.effective_chat is not None:
+        return update.effective_chat.id
+    if update.effective_user is not None:
+        return update.effective_user.id
+    return None
+
+
+class ChatOrderedProcessor(BaseUpdateProcessor):
+    """A `BaseUpdateProcessor` keyed by chat id with a bounded per-chat backlog.
+
+    Used for polling (PTB's update fetcher calls it) and for the webhook (the request
+    handler calls `process_update` itself), so both modes order updates the same way.
+    """
+
+    def __init__(
+        self,
+        max_concurrent_updates: int = 4096,
+        max_backlog: int = 5,
+        on_overflow: OverflowHandler | None = None,
+    ) -> None:
+        super().__init__(max_concurrent_updates)
+        if max_backlog < 1:
+            raise ValueError("max_backlog must be at least 1")
+        self.max_backlog = max_backlog
+        self.on_overflow = on_overflow
+        self.on_drop: Callable[[Update], None] | None = None
+        self._chats: dict[int, _ChatSlot] = {}
+
+    @property
+    def busy_chats(self) -> int:
+        """Chats with an update running or waiting (for metrics)."""
+        return len(self._chats)
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """Run `coroutine` under its chat's lock, or drop it when the chat's backlog is full."""
+        chat = chat_of(update)
+        if chat is None:
+            await coroutine
+            return
+        # Everything up to the lock runs without awaiting, so the slot is taken in the
+        # order updates arrive, and the lock (FIFO) keeps that order.
+        slot = self._chats.get(chat)
+        if slot is None:
+            slot = self._chats[chat] = _ChatSlot()
+        if slot.pending >= self.max_backlog:
+            _discard(coroutine)
+            assert isinstance(update, Update)
+            log.info("chat backlog full, update %s dropped", update.update_id)
+            if self.on_drop is not None:
+                self.on_drop(update)
+            if not slot.warned:
+                slot.warned = True
+                await self._overflow(update)
+            return
+        slot.pending += 1
+        try:
+            async with slot.lock:
+                await coroutine
+        finally:
+            slot.pending -= 1
+            if slot.pending == 0 and self._chats.get(chat) is slot:
+                del self._chats[chat]
+
+    async def _overflow(self, update: Update) -> None:
+        if self.on_overflow is None:
+            return
+        try:
+            await self.on_overflow(update)
+        except Exception:
+            # A failed "one moment" must not fail anything else.
+            log.warning("could not send the 'one moment' notice", exc_info=True)
+
+    async def initialize(self) -> None:
+        """Nothing to allocate: chat slots are created on demand and freed when idle."""
+
+    async def shutdown(self) -> None:
+        """Nothing to free: running updates finish under their callers."""
+
+
+def _discard(coroutine: Awaitable[Any]) -> None:
+    # A dropped update's coroutine was created but will never run: close it so Python
+    # does not warn "coroutine was never awaited".
+    if inspect.iscoroutine(coroutine):
+        coroutine.close()
