@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from bot.engine.engine import Engine
-from bot.engine.events import Event, Start
+from bot.engine.events import Chose, Event, Start
 from bot.engine.session import Session
 from bot.engine.turn import Turn
 from bot.i18n.catalog import Localizer
@@ -69,8 +69,11 @@ class Advisor:
         if session is None:
             start_locale = event.locale if isinstance(event, Start) and event.locale else locale
             fresh = self.engine.new_session(start_locale or default_locale)
-            # Whatever a newcomer sends first, they get the greeting and the first question.
-            return self.engine.handle(fresh, Start(fresh.locale))
+            # Whatever a newcomer sends first, they get the greeting and the first question;
+            # a button from a conversation that no longer exists is not an answer.
+            turn = self.engine.handle(fresh, Start(fresh.locale))
+            turn.stale = isinstance(event, Chose)
+            return turn
         return self.engine.handle(session, event)
 
     async def resume(self, chat_key: str) -> Turn | None:

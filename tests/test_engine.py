@@ -117,9 +117,10 @@ def test_language_switch_mid_conversation_re_asks_in_the_new_language(engine: En
 def test_stale_and_forged_buttons_change_nothing(engine: Engine, localizer: Localizer) -> None:
     first = play(engine, start(engine), 1)
     later = play(engine, first, 2)  # answered "Huabei"
+    assert not later.stale
     for event in (Chose(first.session.version, 0), Chose(later.session.version, 99), Chose(-5, -1)):
         stale = engine.handle(later.session, event)
-        assert stale.changed is False and stale.session == later.session
+        assert stale.stale and stale.changed is False and stale.session == later.session
         assert "This question has moved on" in render_turn(stale, localizer)
         assert stale.question is not None and stale.question.state == "days"
 

@@ -292,7 +292,9 @@ class Engine:
         state = self._state(session)
         options = self._options(self.spec.flows[session.flow], state) if state.is_question else ()
         if event.version != session.version or not 0 <= event.index < len(options):
-            return self.resume(session, [Say(self.message("stale_button"), Tone.WARNING)])
+            turn = self.resume(session, [Say(self.message("stale_button"), Tone.WARNING)])
+            turn.stale = True
+            return turn
         return self._answer(session, state, self._option_answer(session, state, event.index))
 
     def _said(self, session: Session, event: Said) -> Turn:

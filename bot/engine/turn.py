@@ -123,5 +123,8 @@ class Turn:
     changed: bool = True
     # The conversation reached its end state; a new message starts over.
     finished: bool = False
+    # A button press that was not taken as an answer (stale, or forged): the channel
+    # says so and takes the dead buttons away.
+    stale: bool = False
     # The (flow, state) pairs this turn went through, in order (for tests and tracing).
     passed: tuple[tuple[str, str], ...] = ()

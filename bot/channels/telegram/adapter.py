@@ -242,7 +242,7 @@ class TelegramAdapter:
     ) -> str:
         async def deliver(turn: Turn) -> None:
             if query is not None and isinstance(event, Chose):
-                await self._settle_press(bot, query, event, turn)
+                await self._settle_press(bot, query, turn)
             await self.send_turn(bot, chat_id, turn)
 
         turn = await self.advisor.handle(
@@ -270,13 +270,10 @@ class TelegramAdapter:
         event = Chose(data.version, data.index) if isinstance(data, ChoiceData) else Chose(-1, -1)
         return await self._converse(update, chat.id, query.from_user, event, bot, query)
 
-    async def _settle_press(self, bot: Bot, query: CallbackQuery, event: Chose, turn: Turn) -> None:
+    async def _settle_press(self, bot: Bot, query: CallbackQuery, turn: Turn) -> None:
         """Answer the button press; mark the question answered, or explain it moved on."""
         message = query.message if isinstance(query.message, Message) else None
-        # An accepted answer moves the session past the version the button carried;
-        # a stale or forged press changes nothing.
-        accepted = turn.changed and turn.session.version > event.version
-        if not accepted:
+        if turn.stale:
             await self._answer(bot, query, self.say("stale_button", turn.session.locale))
             if message is not None and message.reply_markup is not None:
                 # Take the dead buttons away so they are not pressed again.
