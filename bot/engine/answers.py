@@ -19,9 +19,7 @@ Money is in yuan (CNY): another currency ("$500", "500美元") is not understood
 import re
 import unicodedata
 from decimal import Decimal
-from fractions import Fraction
 from functools import lru_cache
-from math import floor
 from typing import Final
 
 import cn2an
@@ -33,10 +31,11 @@ __all__ = ["parse_bool", "parse_days", "parse_money"]
 _MAX_LEN: Final = 100
 
 # Taiwan and Hong Kong users write traditional characters; only the ones the patterns
-# below look for need mapping (cn2an maps numerals like 貳 itself).
+# below look for need mapping (cn2an maps numerals like 貳 itself). Phones type a
+# curly apostrophe ("don’t"), which NFKC keeps.
 _TRADITIONAL: Final = str.maketrans(
-    "個兩週萬億塊幾餘來沒對無禮約點錢過經會",
-    "个两周万亿块几余来没对无礼约点钱过经会",
+    "個兩週萬億塊幾餘來沒對無禮約點錢過經會’",
+    "个两周万亿块几余来没对无礼约点钱过经会'",
 )
 
 # NFKC has already turned full-width forms (！，．～) into ASCII ones.
@@ -77,7 +76,7 @@ _WORD_VALUES: Final[dict[str, int]] = {
 }
 _ONES: Final = "|".join(_UNITS[1:10])
 _WORD: Final = (
-    rf"(?:{'|'.join(_TENS)})(?:[- ]?(?:{_ONES}))?"
+    rf"(?:{'|'.join(_TENS)})(?:[- ](?:{_ONES}))?"
     rf"|{'|'.join(sorted(_UNITS, key=len, reverse=True))}|(?:a[ ])?couple(?:[ ]of)?|an|a"
 )
 # Named groups: a = Arabic digits, c = Chinese numerals, w = English words.
@@ -101,7 +100,8 @@ _CN_POWERS: Final[dict[str, int]] = {
 
 @lru_cache(maxsize=1024)
 def _cn2an_int(numeral: str) -> int | None:
-    # Cached: cn2an costs 15-40 µs a call, and the same few numerals come back all day.
+    # Cached (the module's only state, invisible to callers): cn2an costs 15-40 µs a
+    # call, and the same few numerals come back all day.
     try:
         value = cn2an.cn2an(numeral, "smart")
     # What cn2an raises on text outside its grammar (found by fuzzing it): ValueError
@@ -122,7 +122,7 @@ def _chinese_int(numeral: str) -> int | None:
     if power is not None and head.isascii() and head.isdigit():
         # "1万": cn2an reads it with Decimal arithmetic in the caller's decimal context,
         # which may trap rounding; plain ints cannot.
-        return int(head) * 10**power
+        return int(head + "0" * power)
     return _cn2an_int(numeral)
 
 
@@ -163,15 +163,10 @@ def _number(match: re.Match[str]) -> Decimal | None:
         return Decimal(arabic.replace(",", ""))
     if (chinese := match["c"]) is not None:
         return _chinese_number(chinese)
-    words = " ".join(match["w"].replace("-", " ").split())
-    if words in _WORD_VALUES:
-        return Decimal(_WORD_VALUES[words])
+    words = match["w"].replace("-", " ").split()  # "twenty-five", "a couple of"
     if "couple" in words:
         return Decimal(2)
-    tens, _, ones = words.partition(" ")
-    if not ones:  # "twentyfive"
-        tens, ones = next(((t, words[len(t):]) for t in _TENS if words.startswith(t)), (tens, ""))
-    return Decimal(_WORD_VALUES[tens] + _WORD_VALUES.get(ones, 0))
+    return Decimal(sum(_WORD_VALUES[word] for word in words))
 
 
 def _alternatives(words: str) -> str:
@@ -232,11 +227,13 @@ _DAYS_RE: Final = re.compile(
 )
 
 
-def _days(amount: Fraction, per_unit: int) -> int:
-    whole = floor(amount)
+def _days(numerator: int, denominator: int, per_unit: int) -> int:
+    """`numerator/denominator` units in whole days, rounded half up, in exact int arithmetic."""
+    whole, rest = divmod(numerator, denominator)
     # A year's fraction counts in 30-day months: half a year is 180 days, as people mean.
     part = 360 if per_unit == 365 else per_unit
-    return floor(whole * per_unit + (amount - whole) * part + Fraction(1, 2))
+    twice = 2 * (whole * per_unit * denominator + rest * part)
+    return (twice + denominator) // (2 * denominator)
 
 
 def parse_days(text: str) -> int | None:
@@ -254,7 +251,7 @@ def parse_days(text: str) -> int | None:
     if match["today"]:
         return 0
     if (half_unit := match["half_unit"]) is not None:
-        return _days(Fraction(1, 2), _DAYS_PER_UNIT[half_unit])
+        return _days(1, 2, _DAYS_PER_UNIT[half_unit])
     unit, half = match["unit"], match["half"] or match["tail"]
     if unit is None and (match["ge"] or half):
         return None  # "两个", "一个半": of what?
@@ -268,8 +265,11 @@ def parse_days(text: str) -> int | None:
     per_unit = 1 if unit is None else _DAYS_PER_UNIT[unit]
     exponent = number.as_tuple().exponent
     if not half and isinstance(exponent, int) and exponent >= 0:
-        return int(number) * per_unit  # the common case, without Fraction's cost
-    return _days(Fraction(number) + (Fraction(1, 2) if half else 0), per_unit)
+        return int(number) * per_unit
+    numerator, denominator = number.as_integer_ratio()
+    if half:
+        numerator, denominator = 2 * numerator + denominator, 2 * denominator
+    return _days(numerator, denominator, per_unit)
 
 
 # ------------------------------------------------------------------------------ money
