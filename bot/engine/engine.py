@@ -39,6 +39,7 @@ from bot.engine.turn import (
     Tone,
     Turn,
 )
+from bot.spec.loader import DERIVED_NAMES
 from bot.spec.model import DialogSpec, Flow, ScalarValue, Slot, SlotType, State
 
 NEXT = "next"
@@ -123,6 +124,8 @@ class _Scope(Mapping[str, Any]):
     def get(self, key: str, default: Any = None) -> Any:
         if key in self._slots:
             return self._slots[key]
+        if key not in self._engine.derived_names:
+            return default  # an unanswered slot: no need to diagnose to know that
         return self._all().get(key, default)
 
     def __iter__(self) -> Iterator[str]:
@@ -155,6 +158,7 @@ class Engine:
         self.spec = spec
         self.locales = locales
         self.diagnoser = Diagnoser(spec.causes)
+        self.derived_names = frozenset(DERIVED_NAMES | {f"p_{c.id}" for c in spec.causes} | {_RANKING})
         crisis_words = [re.escape(w) for words in spec.crisis.keywords.values() for w in words]
         self._crisis = re.compile("|".join(crisis_words)) if crisis_words else None
         self._machines = {name: self._build_machine(flow) for name, flow in spec.flows.items()}
@@ -412,7 +416,8 @@ class Engine:
     def _advance(self, session: Session, blocks: list[Block], scope: _Scope | None = None) -> Turn:
         """Show what the current state says and go on until a question or the end."""
         passed: list[tuple[str, str]] = []
-        scope = scope or _Scope(self, session.slots)  # slots do not change while passing through
+        if scope is None:  # (not `or`: a Mapping is truthy by len(), which would diagnose)
+            scope = _Scope(self, session.slots)  # slots do not change while passing through
         for _ in range(MAX_HOPS):
             state = self._state(session)
             passed.append((session.flow, state.name))
@@ -522,7 +527,8 @@ class Engine:
         names = _placeholders(msgid)
         if not names:
             return _static_msg(msgid)
-        scope = scope or _Scope(self, session.slots)
+        if scope is None:
+            scope = _Scope(self, session.slots)
         values: dict[str, ValueOf] = {}
         for name in names:
             value = self._display(name, scope.get(name), session)
