@@ -391,7 +391,7 @@ class TelegramAdapter:
             )
         except Forbidden:
             # The user blocked the bot: nothing can reach them, and retrying will not help.
-            log.info("chat %s blocked the bot; reply not delivered", chat_id)
+            log.info("a user blocked the bot; reply not delivered")
 
     async def _typing(self, bot: Bot, chat_id: int) -> None:
         with contextlib.suppress(BadRequest, Forbidden):  # cosmetic: never fail a reply on it
