@@ -4,9 +4,10 @@ Telegram re-sends an update until it gets a 2xx, and never again after one. So t
 update is handled *inside* the request (`process_update` through the per-chat ordered
 processor, not dropped on `update_queue`), and the answer is 200 only after the new
 state is committed. A crash before that means Telegram delivers again; the store
-applies an update id once. A passing failure (network, database) answers 503 for the
-same reason. Everything else that is wrong with a request is refused up front:
-403 without the secret header, 413 over 1 MB, 400 for what is not an update.
+applies an update id once. A passing failure (network, database), or an update beyond a
+flooding chat's backlog, answers 503 for the same reason: Telegram delivers it again.
+Everything else that is wrong with a request is refused up front: 403 without the
+secret header, 413 over 1 MB, 400 for what is not an update.
 """
 
 from __future__ import annotations
@@ -173,7 +174,9 @@ async def _handle(state: WebhookState, data: dict[str, object]) -> Response:
         OUTCOME.reset(token)
         state.metrics.in_flight.dec()
     state.metrics.observe(outcome.kind, outcome.result, time.perf_counter() - started)
-    if outcome.result == "retry":
+    if outcome.result in ("retry", "dropped"):
+        # A passing failure, or a flooding chat's update beyond its backlog: not applied,
+        # so not acknowledged. Telegram delivers it again later; nothing is lost.
         return PlainTextResponse("try again", status_code=503, headers={"Retry-After": "1"})
     return Response(status_code=200)
 

@@ -399,15 +399,19 @@ def test_flooding_chat_gets_one_moment_and_does_not_slow_others(
 
             await post(flooder, "/start")
             burst = [asyncio.create_task(post(flooder, f"spam {i}")) for i in range(30)]
-            await asyncio.sleep(0.2)
-            started = time.monotonic()
+            while len(standin.calls("sendMessage", flooder)) < 2:  # the flood is being answered
+                await asyncio.sleep(0.01)
             assert (await post(calm, "/start")).status_code == 200
-            calm_took = time.monotonic() - started
-            assert all(r.status_code == 200 for r in await asyncio.gather(*burst))
-            return calm_took
+            # The calm chat was answered while the flooder's backlog was still being worked
+            # through (each of its replies takes 0.3 s at the stand-in): it did not queue behind.
+            calm_done_first = not all(task.done() for task in burst)
+            return calm_done_first, [r.status_code for r in await asyncio.gather(*burst)]
 
-    calm_took = asyncio.run(flood())
-    assert calm_took < 1.0
+    calm_done_first, statuses = asyncio.run(flood())
+    assert calm_done_first
+    # Beyond the backlog, updates are refused with 503, so Telegram delivers them later:
+    # bounded, and nothing lost.
+    assert set(statuses) == {200, 503} and statuses.count(200) <= 6
     flood_texts = [m.text for m in standin.messages(flooder)]
     assert flood_texts.count(texts.message("one_moment", EN)) == 1
     assert len(flood_texts) < 20  # a bounded backlog, not a reply storm
@@ -465,7 +469,9 @@ def test_sigterm_finishes_the_update_in_flight(standin: StandIn, tmp_path: Any) 
 
     sender = threading.Thread(target=post)
     sender.start()
-    time.sleep(0.4)  # the update is being handled: its sendMessage takes a second
+    # Wait until the update is being handled (its sendMessage takes a second to answer).
+    in_flight = "overdue_updates_in_flight 1.0"
+    assert standin.wait_for(lambda: in_flight in hook.get("/metrics").text, timeout=20)
     stop_webhook_started = time.monotonic()
     code = stop_webhook(hook)
     sender.join(10)

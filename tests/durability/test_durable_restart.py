@@ -1,0 +1,90 @@
+"""A webhook process killed with SIGKILL loses nothing: neither the answers already
+given, nor the update it was in the middle of handling (Telegram delivers it again,
+and it is applied once)."""
+
+from __future__ import annotations
+
+from durability_support import Bots, Database, FaultyStandIn, Texts, post_in_background
+from tg_harness import TgUser, message_update
+
+from bot.engine.engine import Engine
+from bot.i18n.catalog import Localizer
+
+
+def test_sigkill_mid_conversation_loses_nothing(
+    bots: Bots, standin: FaultyStandIn, database: Database, content: tuple[Engine, Localizer]
+) -> None:
+    texts = Texts(content)
+    first = bots.start()
+    user = TgUser(first, standin, "en")
+    key = f"tg:{user.chat_id}"
+    for text in ("/start", "1", "credit card", "45"):
+        user.send(text)
+    assert user.last().text == texts.ask("cardholder", "amount")
+    stored = database.session(key)
+    assert stored is not None
+    at_amount, version = stored
+    assert (at_amount.flow, at_amount.state) == ("cardholder", "amount")
+
+    # 1. Killed between two messages: the next process continues where the user was.
+    second = bots.restart(first)
+    user.hook = second
+    user.send("15000")
+    assert user.last().text == texts.ask("cardholder", "story")
+    stored = database.session(key)
+    assert stored is not None
+    at_story, story_version = stored
+    assert at_story.state == "story"
+    assert at_story.slots == {"role": "cardholder", "product": "credit_card", "days_overdue": 45, "amount": 15000}
+    assert story_version == version + 1
+
+    # 2. Killed in the middle of an update: its reply is on the way to Telegram, inside
+    # the conversation block, not yet committed.
+    gate = standin.hold_next_send(user.chat_id)
+    update = message_update(user.chat_id, "skip")
+    seen = len(user.messages())
+    posted = post_in_background(second, update)
+    gate.wait_entered()
+    third = bots.restart(second)
+    gate.release(refuse=True)  # the dead process's reply never reaches the user
+    posted.join()
+    assert posted.response is None, "a killed process cannot have acknowledged the update"
+    assert posted.error is not None
+    assert database.session(key) == (at_story, story_version), "nothing of the update was committed"
+    assert update["update_id"] not in database.processed(key)
+    assert len(user.messages()) == seen
+
+    # Telegram delivers it again, with the same update id, to the new process.
+    user.hook = third
+    assert third.post(update).status_code == 200
+    assert [m.text for m in user.messages()[seen:]] == [texts.ask("cardholder", "income")]
+    stored = database.session(key)
+    assert stored is not None
+    at_income, income_version = stored
+    assert at_income.state == "income"
+    assert income_version == story_version + 1, "applied exactly once"
+    assert "story" not in at_income.slots  # skipped
+    assert database.processed(key).count(update["update_id"]) == 1
+
+    # And once more (say the acknowledgement was lost): acknowledged, not applied again.
+    assert third.post(update).status_code == 200
+    assert len(user.messages()) == seen + 1
+    assert database.session(key) == (at_income, income_version)
+
+    user.send("2")  # income not stable
+    assert user.last().text == texts.ask("cardholder", "reminder")
+    stored = database.session(key)
+    assert stored is not None
+    final, final_version = stored
+    assert final.state == "reminder"
+    assert final.slots == {
+        "role": "cardholder",
+        "product": "credit_card",
+        "days_overdue": 45,
+        "amount": 15000,
+        "income_stable": False,
+    }
+    assert final_version == income_version + 1
+    # Every update the user sent was applied once: /start, 1, credit card, 45, 15000, skip, 2.
+    processed = database.processed(key)
+    assert len(processed) == len(set(processed)) == 7
