@@ -326,6 +326,8 @@ class SqliteStore(Store):
             if str(mode).lower() != "wal":
                 raise StoreUnavailable(f"SQLite refused WAL mode (journal_mode={mode})")
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            # /forget must not leave the erased rows' bytes in free pages of the file.
+            conn.execute("PRAGMA secure_delete = ON")
         except BaseException:
             conn.close()
             raise
