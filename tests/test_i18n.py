@@ -12,8 +12,9 @@ from babel.messages.pofile import read_po
 
 from bot.engine.engine import Engine
 from bot.engine.turn import Days, Money, Msg, Percent
-from bot.i18n.catalog import Localizer, normalize_locale, placeholders
+from bot.i18n.catalog import Localizer, normalize_locale
 from bot.runtime import PROJECT_ROOT
+from bot.spec.model import placeholders
 
 
 def test_every_dialog_text_has_a_chinese_translation_with_the_same_placeholders(

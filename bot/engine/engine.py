@@ -40,7 +40,7 @@ from bot.engine.turn import (
     Turn,
 )
 from bot.spec.loader import DERIVED_NAMES
-from bot.spec.model import DialogSpec, Flow, ScalarValue, Slot, SlotType, State
+from bot.spec.model import DialogSpec, Flow, ScalarValue, Slot, SlotType, State, placeholders
 
 NEXT = "next"
 _RANKING = "_ranking"  # the diagnosis itself, kept beside the derived values it feeds
@@ -56,16 +56,6 @@ ValueOf = Msg | Money | Days | Percent | str | int
 
 def _normalize(text: str) -> str:
     return _SPACES.sub(" ", normalize_text(text.strip())).strip(" .。!！?？")
-
-
-@lru_cache(maxsize=4096)
-def _placeholders(text: str) -> tuple[str, ...]:
-    import string
-
-    try:
-        return tuple(name for _, name, _, _ in string.Formatter().parse(text) if name)
-    except ValueError:
-        return ()
 
 
 @lru_cache(maxsize=4096)
@@ -524,7 +514,7 @@ class Engine:
         return {"cost_interest": cost.interest, "cost_fee": cost.fee, "cost_total": cost.total}
 
     def _msg(self, msgid: str, session: Session, scope: _Scope | None = None) -> Msg:
-        names = _placeholders(msgid)
+        names = placeholders(msgid)  # validated at load: never malformed here
         if not names:
             return _static_msg(msgid)
         if scope is None:

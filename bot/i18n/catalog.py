@@ -6,7 +6,6 @@ fresh clone needs no compile step. English texts are the msgids themselves.
 
 from __future__ import annotations
 
-import string
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -104,11 +103,3 @@ class Localizer:
         if isinstance(value, Percent):
             return str(format_percent(value.share, locale=locale))
         return str(value)
-
-
-def placeholders(text: str) -> set[str]:
-    """The {names} used in a text (empty on a malformed one)."""
-    try:
-        return {name for _, name, _, _ in string.Formatter().parse(text) if name}
-    except ValueError:
-        return set()

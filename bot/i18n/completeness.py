@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.i18n.catalog import Localizer, placeholders
-from bot.spec.model import DialogSpec
+from bot.i18n.catalog import Localizer
+from bot.spec.model import DialogSpec, placeholders
 
 
 def translation_problems(spec: DialogSpec, localizer: Localizer, locales: tuple[str, ...]) -> list[str]:
@@ -20,12 +20,19 @@ def translation_problems(spec: DialogSpec, localizer: Localizer, locales: tuple[
                     f"{where}: no {locale} translation for {_short(msgid)}; add it to "
                     f"locales/{locale}/LC_MESSAGES/messages.po (make i18n, then fill msgstr)"
                 )
-            elif placeholders(localizer.translate(msgid, locale)) != placeholders(msgid):
+            elif _names(localizer.translate(msgid, locale)) != _names(msgid):
                 problems.append(
                     f"{where}: the {locale} translation of {_short(msgid)} must use the same "
                     f"placeholders {sorted(placeholders(msgid))}"
                 )
     return problems
+
+
+def _names(text: str) -> frozenset[str] | None:
+    try:
+        return placeholders(text)
+    except ValueError:  # a translator's broken brace: reported as a mismatch
+        return None
 
 
 def _short(text: str) -> str:

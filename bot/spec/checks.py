@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import string
 from collections.abc import Iterator
 
 from bot.spec.conditions import Condition
-from bot.spec.model import DialogSpec, Flow, SlotType, State, Where
+from bot.spec.model import DialogSpec, Flow, SlotType, State, Where, placeholders
 
 PRIOR_TOLERANCE = 1e-6
 
@@ -103,7 +102,7 @@ def _check_names(condition: Condition, known: set[str], where: Where, what: str)
 
 def _check_placeholders(text: str, known: set[str], where: Where) -> Iterator[str]:
     try:
-        names = {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
+        names = placeholders(text)
     except ValueError as err:
         yield f"{where}: the text {text[:40]!r}… has a broken {{placeholder}}: {err}"
         return

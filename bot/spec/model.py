@@ -5,11 +5,19 @@ Every text here is an English msgid; channels translate it at render time.
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
 
 from bot.spec.conditions import Condition
+
+
+@lru_cache(maxsize=4096)
+def placeholders(text: str) -> frozenset[str]:
+    """The `{names}` a text uses; raises ValueError for a malformed one (`{oops`)."""
+    return frozenset(name for _, name, _, _ in string.Formatter().parse(text) if name)
 
 
 @dataclass(frozen=True)
