@@ -9,9 +9,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.i18n.catalog import CHINESE, normalize_locale
 from bot.spec.loader import SpecError
+
+if TYPE_CHECKING:
+    from bot.engine.engine import Engine
+    from bot.i18n.catalog import Localizer
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -33,16 +38,24 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
-    from bot.i18n.completeness import translation_problems
+def _load(dialogs: str | None, locales: str | None = None) -> tuple[Engine, Localizer] | None:
+    """The engine for `dialogs`, or None after printing every problem with its place."""
     from bot.runtime import build_engine
 
     try:
-        engine, localizer = build_engine(args.dir, args.locales)
+        return build_engine(dialogs, locales)
     except SpecError as err:
         print("\n".join(err.problems), file=sys.stderr)
         print(f"{len(err.problems)} problem(s) in the dialogs.", file=sys.stderr)
+        return None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from bot.i18n.completeness import translation_problems
+
+    if (loaded := _load(args.dir, args.locales)) is None:
         return EXIT_FAILED
+    engine, localizer = loaded
     problems = translation_problems(engine.spec, localizer, tuple(loc for loc in localizer.locales if loc != "en"))
     if problems:
         print("\n".join(problems), file=sys.stderr)
@@ -59,14 +72,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    from bot.runtime import build_engine
     from bot.spec.graph import mermaid
 
-    try:
-        engine, _ = build_engine(args.dir)
-    except SpecError as err:
-        print("\n".join(err.problems), file=sys.stderr)
+    if (loaded := _load(args.dir)) is None:
         return EXIT_FAILED
+    engine, _ = loaded
     if args.flow and args.flow not in engine.spec.flows:
         print(f"no flow '{args.flow}'; flows: {', '.join(engine.spec.flows)}", file=sys.stderr)
         return EXIT_USAGE
@@ -76,13 +86,11 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def cmd_test_dialogs(args: argparse.Namespace) -> int:
     from bot.dialogtests import run_folder
-    from bot.runtime import build_engine, dialogs_dir
+    from bot.runtime import dialogs_dir
 
-    try:
-        engine, localizer = build_engine(args.dir)
-    except SpecError as err:
-        print("\n".join(err.problems), file=sys.stderr)
+    if (loaded := _load(args.dir)) is None:
         return EXIT_FAILED
+    engine, localizer = loaded
     folder = Path(args.tests) if args.tests else dialogs_dir(args.dir) / "tests"
     results = run_folder(engine, localizer, folder)
     failed = [r for r in results if not r.passed]
@@ -95,13 +103,9 @@ def cmd_test_dialogs(args: argparse.Namespace) -> int:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    from bot.runtime import build_engine
-
-    try:
-        engine, _ = build_engine(args.dir)
-    except SpecError as err:
-        print("\n".join(err.problems), file=sys.stderr)
+    if (loaded := _load(args.dir)) is None:
         return EXIT_FAILED
+    engine, _ = loaded
     slots = {}
     for pair in args.answer:
         name, sep, text = pair.partition("=")
