@@ -39,6 +39,24 @@ PRUNE_INTERVAL = timedelta(hours=1)
 Clock = Callable[[], datetime]
 
 
+class PruneSchedule:
+    """When to delete old processed update ids: at most once every `PRUNE_INTERVAL`."""
+
+    def __init__(self) -> None:
+        self._next: datetime | None = None
+
+    def cutoff(self, now: datetime) -> datetime | None:
+        """The time before which ids may go, or None when the last pruning is recent."""
+        if self._next is not None and now < self._next:
+            return None
+        self._next = now + PRUNE_INTERVAL
+        return now - PROCESSED_RETENTION
+
+    def now_due(self) -> None:
+        """Prune at the next chance (after a purge, say)."""
+        self._next = None
+
+
 def utc_now() -> datetime:
     """The current time, timezone-aware, in UTC."""
     return datetime.now(UTC)
@@ -57,12 +75,15 @@ def hash_key_from_env() -> bytes | None:
     return value.encode("utf-8") if value else None
 
 
-def chat_hash(hash_key: bytes, chat_key: str) -> str:
+def chat_hash(hash_key: bytes | None, chat_key: str) -> str:
     """HMAC-SHA256 of `chat_key` under `hash_key`, as 64 hex digits.
 
     Events keep only this, so counting them needs no chat key, and without the key the
-    hash cannot be reversed by trying every plausible chat id.
+    hash cannot be reversed by trying every plausible chat id. The key is known once the
+    store is open.
     """
+    if hash_key is None:
+        raise RuntimeError("the store is not open: await store.open() first")
     return hmac.new(hash_key, chat_key.encode("utf-8"), hashlib.sha256).hexdigest()
 
 

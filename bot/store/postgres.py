@@ -41,10 +41,9 @@ from psycopg_pool import AsyncConnectionPool
 from bot.engine.session import Session
 from bot.store._common import (
     HASH_KEY_SECRET_NAME,
-    PROCESSED_RETENTION,
-    PRUNE_INTERVAL,
     Clock,
     KeyedLocks,
+    PruneSchedule,
     chat_hash,
     hash_key_from_env,
     lock_id,
@@ -170,7 +169,7 @@ class PostgresStore(Store):
         # Advisory locks are per database, not per schema: mixing the schema in keeps
         # stores in different schemas (tests, two bots) from waiting on each other.
         self._namespace = schema or ""
-        self._next_prune: datetime | None = None
+        self._prune_schedule = PruneSchedule()
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -360,7 +359,7 @@ class PostgresStore(Store):
             await conn.execute("DELETE FROM reminders WHERE chat_key = %s", (key,))
             await conn.execute("DELETE FROM processed_updates WHERE chat_key = %s", (key,))
             await conn.execute(
-                "DELETE FROM events WHERE chat_hash = %s", (self._chat_hash(key),)
+                "DELETE FROM events WHERE chat_hash = %s", (chat_hash(self._hash_key, key),)
             )
             return
         if conv._to_save is not None:
@@ -384,18 +383,11 @@ class PostgresStore(Store):
                 (key, update_id, now),
             )
 
-    def _chat_hash(self, chat_key: str) -> str:
-        if self._hash_key is None:
-            raise RuntimeError("the store is not open: await store.open() first")
-        return chat_hash(self._hash_key, chat_key)
-
     async def _maybe_prune(self) -> None:
         """Forget processed update ids older than the retention, at most once an interval."""
-        now = to_utc(self._clock())
-        if self._next_prune is not None and now < self._next_prune:
+        cutoff = self._prune_schedule.cutoff(to_utc(self._clock()))
+        if cutoff is None:
             return
-        self._next_prune = now + PRUNE_INTERVAL
-        cutoff = now - PROCESSED_RETENTION
 
         async def prune(conn: Conn) -> int:
             cursor = await conn.execute(
@@ -428,7 +420,7 @@ class PostgresStore(Store):
 
     async def record_event(self, name: str, chat_key: str, data: dict[str, Any]) -> None:
         """Count event `name`; the chat is stored only as its keyed hash."""
-        values = (name, self._chat_hash(chat_key), Jsonb(data), to_utc(self._clock()))
+        values = (name, chat_hash(self._hash_key, chat_key), Jsonb(data), to_utc(self._clock()))
         await self._run(
             lambda conn: conn.execute(
                 "INSERT INTO events (name, chat_hash, data, created_at) VALUES (%s, %s, %s, %s)",
@@ -483,7 +475,7 @@ class PostgresStore(Store):
             return cursor.rowcount
 
         deleted = await self._run(purge)
-        self._next_prune = None
+        self._prune_schedule.now_due()
         await self._maybe_prune()
         log.info("purged %d idle session(s)", deleted)
         return deleted

@@ -45,10 +45,9 @@ from urllib.parse import parse_qs, unquote
 from bot.engine.session import Session
 from bot.store._common import (
     HASH_KEY_SECRET_NAME,
-    PROCESSED_RETENTION,
-    PRUNE_INTERVAL,
     Clock,
     KeyedLocks,
+    PruneSchedule,
     SessionRow,
     chat_hash,
     dump_json,
@@ -310,7 +309,7 @@ class SqliteStore(Store):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_guard = threading.Lock()
-        self._next_prune: datetime | None = None
+        self._prune_schedule = PruneSchedule()
 
     # -- threads and connections -------------------------------------------------
 
@@ -479,7 +478,7 @@ class SqliteStore(Store):
                 return  # nothing to write: do not queue for the write lock
             row = session_row(conv._to_save) if conv._to_save is not None else None
             data = dump_json(row.data) if row is not None else None
-            hashed = self._chat_hash(chat_key) if conv._erase else None
+            hashed = chat_hash(self._hash_key, chat_key) if conv._erase else None
             await self._run(self._finish, chat_key, update_id, seen_at, row, data, hashed)
             await self._maybe_prune()
 
@@ -549,19 +548,13 @@ class SqliteStore(Store):
                     (chat_key, update_id, now),
                 )
 
-    def _chat_hash(self, chat_key: str) -> str:
-        if self._hash_key is None:
-            raise RuntimeError("the store is not open: await store.open() first")
-        return chat_hash(self._hash_key, chat_key)
-
     async def _maybe_prune(self) -> None:
         """Forget processed update ids older than the retention, at most once an interval."""
-        now = self._clock()
-        if self._next_prune is not None and now < self._next_prune:
+        cutoff = self._prune_schedule.cutoff(self._clock())
+        if cutoff is None:
             return
-        self._next_prune = now + PRUNE_INTERVAL
         try:
-            await self._run(self._prune, _ts(now - PROCESSED_RETENTION))
+            await self._run(self._prune, _ts(cutoff))
         except StoreUnavailable as exc:
             # Housekeeping: never fail the update that happened to trigger it.
             log.warning("could not prune processed update ids: %s", exc)
@@ -588,7 +581,7 @@ class SqliteStore(Store):
 
     async def record_event(self, name: str, chat_key: str, data: dict[str, Any]) -> None:
         """Count event `name`; the chat is stored only as its keyed hash."""
-        values = (name, self._chat_hash(chat_key), dump_json(data), _ts(self._clock()))
+        values = (name, chat_hash(self._hash_key, chat_key), dump_json(data), _ts(self._clock()))
 
         def insert(conn: sqlite3.Connection) -> None:
             with self._write_lock(), _transaction(conn, immediate=True):
@@ -637,7 +630,7 @@ class SqliteStore(Store):
                 ).rowcount
 
         deleted = await self._run(purge)
-        self._next_prune = None
+        self._prune_schedule.now_due()
         await self._maybe_prune()
         log.info("purged %d idle session(s)", deleted)
         return deleted
