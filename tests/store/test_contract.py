@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import pytest
@@ -31,8 +32,7 @@ def rich_session() -> Session:
         flow="cardholder",
         state="amount",
         locale="zh_CN",
-        slots={"days_overdue": 45, "amount": 23000.5, "bank": "招商银行", "ok": True,
-               "evidence": ["失业", "forgot"]},
+        slots={"days_overdue": 45, "amount": 23000.5, "bank": "招商银行", "ok": True, "evidence": ["失业", "forgot"]},
         history=(Snapshot(flow="cardholder", state="days", slots={"days_overdue": 45}),),
         version=7,
         flags=frozenset({"crisis_shown"}),
@@ -51,6 +51,26 @@ async def increment(store: Store, chat_key: str, update_id: int) -> None:
         n = int(session.slots.get("n", 0))  # type: ignore[arg-type]
         await asyncio.sleep(0)
         conv.save(session.evolve(slots={**session.slots, "n": n + 1}))
+
+
+@asynccontextmanager
+async def holding(store: Store, chat_key: str, update_id: int, n: int) -> AsyncIterator[None]:
+    """Hold `chat_key`'s conversation open while the body runs; on leaving, save `n`."""
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with store.conversation(chat_key, update_id) as conv:
+            held.set()
+            await release.wait()
+            conv.save(new_session(n=n))
+
+    holder = asyncio.create_task(hold())
+    await held.wait()
+    try:
+        yield
+    finally:
+        release.set()
+        await holder
 
 
 async def test_save_then_load_round_trip(store: Store) -> None:
@@ -133,9 +153,7 @@ async def test_erase_removes_every_row_about_the_chat(store: Store, harness: Har
     async with store.conversation("forget-me", 3) as conv:
         conv.erase()
 
-    assert await harness.rows_mentioning("forget-me", hashed("forget-me")) == dict.fromkeys(
-        TABLES, 0
-    )
+    assert await harness.rows_mentioning("forget-me", hashed("forget-me")) == dict.fromkeys(TABLES, 0)
     assert await store.load("forget-me") is None
     kept = await harness.rows_mentioning("keep-me", hashed("keep-me"))
     assert kept == {"sessions": 1, "processed_updates": 2, "reminders": 1, "events": 2}
@@ -179,9 +197,7 @@ async def test_old_processed_update_ids_are_pruned(store: Store, harness: Harnes
     assert await harness.query("SELECT update_id FROM processed_updates") == [(2,)]
 
 
-async def test_damaged_session_is_reported_and_can_be_replaced(
-    store: Store, harness: Harness
-) -> None:
+async def test_damaged_session_is_reported_and_can_be_replaced(store: Store, harness: Harness) -> None:
     async with store.conversation("chat-1", 1) as conv:
         conv.save(new_session(n=1))
     await harness.damage("chat-1")
@@ -225,35 +241,18 @@ async def test_fifty_concurrent_updates_on_one_chat(store: Store) -> None:
     assert session is not None and session.slots["n"] == 50
 
 
-async def test_two_stores_on_one_database_serialise_a_chat(
-    store: Store, harness: Harness
-) -> None:
+async def test_two_stores_on_one_database_serialise_a_chat(store: Store, harness: Harness) -> None:
     """Two store objects (two pools: like two replicas) take turns on one chat."""
     other = await harness.open_new()
-    await asyncio.gather(
-        *(increment(store if i % 2 else other, "busy", i) for i in range(50))
-    )
+    await asyncio.gather(*(increment(store if i % 2 else other, "busy", i) for i in range(50)))
     session = await store.load("busy")
     assert session is not None and session.slots["n"] == 50
 
     # While one holds the chat, the other waits for it...
-    held, release = asyncio.Event(), asyncio.Event()
-
-    async def hold() -> None:
-        async with store.conversation("busy", 1000) as conv:
-            held.set()
-            await release.wait()
-            conv.save(new_session(n=100))
-
-    holder = asyncio.create_task(hold())
-    await held.wait()
-    waiter = asyncio.create_task(increment(other, "busy", 1001))
-    try:
+    async with holding(store, "busy", 1000, n=100):
+        waiter = asyncio.create_task(increment(other, "busy", 1001))
         done, _ = await asyncio.wait({waiter}, timeout=0.3)
         assert not done, "the other store entered a chat that was held"
-    finally:
-        release.set()
-        await holder
     # ...and continues from the holder's result, not from the state it saw earlier.
     await asyncio.wait_for(waiter, timeout=5)
     session = await store.load("busy")
@@ -262,43 +261,17 @@ async def test_two_stores_on_one_database_serialise_a_chat(
 
 async def test_a_held_chat_does_not_block_other_chats(store: Store, harness: Harness) -> None:
     other = await harness.open_new()
-    held, release = asyncio.Event(), asyncio.Event()
-
-    async def hold() -> None:
-        async with store.conversation("chat-a", 1) as conv:
-            held.set()
-            await release.wait()
-            conv.save(new_session(n=1))
-
-    holder = asyncio.create_task(hold())
-    await held.wait()
-    try:
+    async with holding(store, "chat-a", 1, n=1):
         await asyncio.wait_for(increment(store, "chat-b", 1), timeout=2)
         await asyncio.wait_for(increment(other, "chat-c", 1), timeout=2)
         assert await asyncio.wait_for(store.load("chat-a"), timeout=2) is None
-    finally:
-        release.set()
-        await holder
     assert await store.load("chat-a") == new_session(n=1)
 
 
 async def test_cancelled_waiter_leaves_the_chat_usable(store: Store) -> None:
-    held, release = asyncio.Event(), asyncio.Event()
-
-    async def hold() -> None:
-        async with store.conversation("chat", 1) as conv:
-            held.set()
-            await release.wait()
-            conv.save(new_session(n=1))
-
-    holder = asyncio.create_task(hold())
-    await held.wait()
-    try:
+    async with holding(store, "chat", 1, n=1):
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(increment(store, "chat", 2), timeout=0.1)
-    finally:
-        release.set()
-        await holder
     await asyncio.wait_for(increment(store, "chat", 3), timeout=5)
     session = await store.load("chat")
     assert session is not None and session.slots["n"] == 2
@@ -319,9 +292,7 @@ async def test_events_are_counted_without_the_chat_key(store: Store, harness: Ha
     assert [r[0] for r in rows] == [hashed("chat-1"), hashed("chat-2"), hashed("chat-1")]
 
 
-async def test_default_hash_key_is_stable_across_restarts(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_default_hash_key_is_stable_across_restarts(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without EVENT_HASH_KEY, /forget after a restart still finds the chat's events."""
     monkeypatch.delenv("EVENT_HASH_KEY", raising=False)
     first = await harness.open_new(hash_key=None)
@@ -333,9 +304,7 @@ async def test_default_hash_key_is_stable_across_restarts(
     assert await harness.count("events") == 0
 
 
-async def test_hash_key_from_environment(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_hash_key_from_environment(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVENT_HASH_KEY", HASH_KEY.decode())
     from_env = await harness.open_new(hash_key=None)
     await from_env.record_event("started", "chat-9", {})
@@ -352,9 +321,7 @@ async def test_due_reminders_oldest_first(store: Store, harness: Harness) -> Non
     assert due[0].chat_key == "chat-1" and due[0].payload == {"text": "还款日"}
     assert due[0].due_at == now - timedelta(days=1) and due[0].due_at.utcoffset() == timedelta(0)
     assert [r.id for r in await store.due_reminders(now, limit=1)] == [first]
-    assert {r.id for r in await store.due_reminders(now + timedelta(hours=2))} == {
-        first, second, later
-    }
+    assert {r.id for r in await store.due_reminders(now + timedelta(hours=2))} == {first, second, later}
 
 
 async def test_ping(store: Store, harness: Harness) -> None:

@@ -13,7 +13,7 @@ from bot.store.base import StoreUnavailable
 from bot.store.postgres import PostgresStore
 
 from .conftest import PostgresHarness
-from .test_contract import increment, new_session
+from .test_contract import holding, increment, new_session
 
 
 @pytest.fixture
@@ -74,22 +74,9 @@ async def test_unreachable_server_is_store_unavailable() -> None:
 async def test_a_hung_replica_does_not_stall_a_chat_forever(pg: PostgresHarness) -> None:
     holder = await pg.open_new()
     impatient = await pg.open_new(lock_timeout=0.2)
-    held, release = asyncio.Event(), asyncio.Event()
-
-    async def hold() -> None:
-        async with holder.conversation("chat", 1) as conv:
-            held.set()
-            await release.wait()
-            conv.save(new_session(n=1))
-
-    task = asyncio.create_task(hold())
-    await held.wait()
-    try:
+    async with holding(holder, "chat", 1, n=1):
         with pytest.raises(StoreUnavailable, match="55P03"):  # lock_not_available
             await increment(impatient, "chat", 2)
-    finally:
-        release.set()
-        await task
     await increment(impatient, "chat", 2)
     session = await impatient.load("chat")
     assert session is not None and session.slots["n"] == 2
@@ -101,22 +88,9 @@ async def test_cancelled_wait_on_another_replica_leaves_the_chat_usable(
     """A waiter cancelled while the server makes it wait for the chat's lock."""
     first = await pg.open_new()
     second = await pg.open_new(max_size=1)
-    held, release = asyncio.Event(), asyncio.Event()
-
-    async def hold() -> None:
-        async with first.conversation("chat", 1) as conv:
-            held.set()
-            await release.wait()
-            conv.save(new_session(n=1))
-
-    task = asyncio.create_task(hold())
-    await held.wait()
-    try:
+    async with holding(first, "chat", 1, n=1):
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(increment(second, "chat", 2), timeout=0.2)
-    finally:
-        release.set()
-        await task
     # The only pooled connection of `second` was the cancelled one: it must be usable.
     await asyncio.wait_for(increment(second, "chat", 3), timeout=5)
     session = await second.load("chat")
