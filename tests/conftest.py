@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,3 +39,19 @@ def dialogs_copy(tmp_path: Path) -> Path:
     target = tmp_path / "dialogs"
     shutil.copytree(DIALOGS, target, ignore=shutil.ignore_patterns("tests"))
     return target
+
+
+def run_bot(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m bot ARGS` as an operator runs it, from the project folder."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+        check=False,
+    )

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
 
 from bot.engine.engine import Engine
-from bot.runtime import PROJECT_ROOT
+from tests.conftest import run_bot
 
 PRIORS = {
     "unstable_income": 0.30,
@@ -124,14 +123,7 @@ def test_answers_are_evidence_too(engine: Engine) -> None:
 
 
 def _diagnose(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "diagnose", *args],
-        capture_output=True,
-        text=True,
-        cwd=PROJECT_ROOT,
-        timeout=120,
-        check=False,
-    )
+    return run_bot("diagnose", *args)
 
 
 def test_diagnose_command_prints_sorted_json() -> None:

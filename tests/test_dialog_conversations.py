@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ from bot.engine.engine import Engine
 from bot.i18n.catalog import Localizer
 from bot.runtime import PROJECT_ROOT
 from bot.spec.loader import MarkedMap, read_yaml
+from tests.conftest import run_bot
 
 TESTS_DIR = PROJECT_ROOT / "dialogs" / "tests"
 
@@ -55,14 +54,7 @@ def test_a_failing_conversation_test_is_reported_with_its_line(tmp_path: Path) -
         "name: expects the wrong state\nlang: en\nsteps:\n  - press: 1\n  - expect: {state: amount}\n",
         encoding="utf-8",
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "test-dialogs", "--tests", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        cwd=PROJECT_ROOT,
-        timeout=120,
-        check=False,
-    )
+    result = run_bot("test-dialogs", "--tests", str(tmp_path))
     assert result.returncode == 1
     assert "FAIL expects the wrong state" in result.stdout
     assert "broken.yaml:5:" in result.stdout and "expected state 'amount'" in result.stdout

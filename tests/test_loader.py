@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bot.runtime import PROJECT_ROOT
 from bot.spec.loader import SpecError, load_dialogs
-from tests.conftest import DIALOGS
+from tests.conftest import DIALOGS, run_bot
 
 
 def _line_of(path: Path, needle: str) -> int:
@@ -135,14 +134,7 @@ def test_python_tags_are_refused_not_run(dialogs_copy: Path, tmp_path: Path) -> 
 
 
 def _validate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "validate", *args],
-        capture_output=True,
-        text=True,
-        cwd=PROJECT_ROOT,
-        timeout=120,
-        check=False,
-    )
+    return run_bot("validate", *args)
 
 
 def test_validate_command_accepts_the_shipped_dialogs() -> None:

@@ -11,20 +11,11 @@ import time
 from pathlib import Path
 
 from bot.runtime import PROJECT_ROOT
+from tests.conftest import run_bot
 
 
 def _chat(stdin: str, *args: str, env: dict[str, str] | None = None, db: Path) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, **(env or {}), "DATABASE_URL": f"sqlite:///{db}"}
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "chat", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=PROJECT_ROOT,
-        env=environment,
-        timeout=120,
-        check=False,
-    )
+    return run_bot("chat", *args, stdin=stdin, env={**(env or {}), "DATABASE_URL": f"sqlite:///{db}"})
 
 
 def test_piped_chinese_conversation_to_the_plan(tmp_path: Path) -> None:
