@@ -35,6 +35,17 @@ from bot.spec.model import (
 
 # The texts the engine and channels say themselves; messages.yaml must define each.
 REQUIRED_MESSAGES = (
+    # the channels' own (Telegram)
+    "private_only",
+    "forget_confirm",
+    "forget_done",
+    "forget_cancelled",
+    "forget_button",
+    "cancel_button",
+    "one_moment",
+    "error",
+    "stats_title",
+    # the engine's
     "invalid_choice",
     "invalid_days",
     "invalid_money",

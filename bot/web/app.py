@@ -195,7 +195,7 @@ async def _start(state: WebhookState) -> None:
     settings = state.settings
     state.advisor = await state.advisor_factory(settings)
     application = build_application(settings, webhook=True)
-    adapter = attach(application, state.advisor)
+    adapter = attach(application, state.advisor, settings.admin_ids)
     processor = application.update_processor
     if isinstance(processor, ChatOrderedProcessor):
         processor.on_drop = _mark_dropped

@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from tg_harness import (
+    ADMIN_ID,
     TOKEN,
     StandIn,
     TgUser,
@@ -33,7 +34,7 @@ def standin() -> Iterator[StandIn]:
 @pytest.fixture(scope="session")
 def webhook(standin: StandIn, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webhook]:
     tmp = tmp_path_factory.mktemp("webhook")
-    hook = start_webhook(webhook_env(standin.url, tmp, free_port()), tmp)
+    hook = start_webhook(webhook_env(standin.url, tmp, free_port(), ADMIN_IDS=str(ADMIN_ID)), tmp)
     yield hook
     stop_webhook(hook)
 

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from tg_harness import (
+    ADMIN_ID,
     ROOT,
     SECRET,
     TOKEN,
@@ -345,6 +346,18 @@ def test_group_chats_get_one_polite_private_only(webhook: Webhook, standin: Stan
 
 
 # --- operations ----------------------------------------------------------------------------
+
+
+def test_stats_for_operators_only(webhook: Webhook, standin: StandIn, user: TgUser, texts: Texts) -> None:
+    operator = TgUser(webhook, standin, "en")
+    operator.chat_id = ADMIN_ID
+    operator.send("/stats")
+    counts = operator.last().text
+    assert counts.startswith("Anonymous usage counts")
+    assert re.search(r"active_conversations: \d+", counts)
+    assert str(user.chat_id) not in counts
+    user.send("/stats")  # anyone else: an unknown command, no numbers
+    assert user.last().text == texts.message("unknown_command", EN)
 
 
 def test_healthz_and_metrics(webhook: Webhook, user: TgUser) -> None:

@@ -27,6 +27,8 @@ __all__ = ["BOT_ID", "Message", "StandIn"]
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "123456789:AAHtestTOKENforTHEstandINserver_0123456"
 SECRET = "test-secret_0123456789abcdef"
+# The operator (ADMIN_IDS) of the shared webhook process in the Telegram suite.
+ADMIN_ID = 777_000_111
 
 _update_ids = itertools.count(1000)
 _user_message_ids = itertools.count(5_000_000)

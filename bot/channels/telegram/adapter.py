@@ -16,6 +16,7 @@ import contextlib
 import logging
 import re
 from collections import OrderedDict
+from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -126,8 +127,10 @@ def is_transient(error: BaseException) -> bool:
 class TelegramAdapter:
     """Routes PTB updates to `Advisor` and renders its turns as Telegram messages."""
 
-    def __init__(self, advisor: Advisor) -> None:
+    def __init__(self, advisor: Advisor, admin_ids: Iterable[int] = ()) -> None:
         self.advisor = advisor
+        # Telegram users (ADMIN_IDS) who may ask for /stats; to everyone else it is unknown.
+        self.admin_ids = frozenset(admin_ids)
         self.localizer = advisor.localizer
         self.engine = advisor.engine
         self._told_groups: OrderedDict[int, None] = OrderedDict()
@@ -225,6 +228,8 @@ class TelegramAdapter:
             return await self._ask_forget(chat_id, user, bot)
         elif name in _COMMANDS:
             event = Command(_COMMANDS[name], argument.strip())
+        elif name == "stats" and user is not None and user.id in self.admin_ids:
+            return await self._send_stats(chat_id, user, bot)
         else:
             locale = await self._chat_locale(chat_id, user)
             await self._send(bot, chat_id, escape(self.say("unknown_command", locale)))
@@ -253,6 +258,15 @@ class TelegramAdapter:
             locale=self.user_locale(user),
         )
         return "duplicate" if turn is None else "ok"
+
+    async def _send_stats(self, chat_id: int, user: User, bot: Bot) -> str:
+        """Anonymous usage counts for an operator: no chat, no text, only numbers."""
+        locale = await self._chat_locale(chat_id, user)
+        counts = await self.advisor.store.stats()
+        lines = [f"{name}: {count}" for name, count in sorted(counts.items())]
+        body = "\n".join([self.say("stats_title", locale), *lines])
+        await self._send(bot, chat_id, f"<code>{escape(body)}</code>")
+        return "ok"
 
     # --- buttons ------------------------------------------------------------------------
 

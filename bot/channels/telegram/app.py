@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -67,9 +68,13 @@ def build_application(settings: Settings, *, webhook: bool) -> Application:  # t
     return builder.build()
 
 
-def attach(application: Application, advisor: Advisor) -> TelegramAdapter:  # type: ignore[type-arg]
+def attach(
+    application: Application,  # type: ignore[type-arg]
+    advisor: Advisor,
+    admin_ids: Iterable[int] = (),
+) -> TelegramAdapter:
     """Register the adapter on `application` and hook the flood notice to its processor."""
-    adapter = TelegramAdapter(advisor)
+    adapter = TelegramAdapter(advisor, admin_ids)
     adapter.register(application)
     processor = application.update_processor
     if isinstance(processor, ChatOrderedProcessor):
@@ -105,7 +110,7 @@ def run_polling(settings: Settings) -> None:
     async def post_init(app: Application) -> None:  # type: ignore[type-arg]
         advisor = await build_advisor(settings.dialogs_dir, settings.locales_dir, settings.database_url)
         state["advisor"] = advisor
-        adapter = attach(app, advisor)
+        adapter = attach(app, advisor, settings.admin_ids)
         await adapter.set_commands(app.bot)
         state["purge"] = asyncio.get_running_loop().create_task(purge_forever(advisor, settings.session_ttl_days))
         log.info("polling as @%s", app.bot.username)
