@@ -56,8 +56,7 @@ class Advisor:
             await deliver(turn)
             if turn.changed or conv.session is None:
                 conv.save(turn.session)
-        if turn.finished and turn.changed:
-            await self._count_plan(chat_key, turn)
+        await self._count(chat_key, event, turn, started=conv.session is None)
         return turn
 
     def _apply(self, session: Session | None, damaged: bool, event: Event, locale: str | None) -> Turn:
@@ -76,11 +75,6 @@ class Advisor:
             return turn
         return self.engine.handle(session, event)
 
-    async def resume(self, chat_key: str) -> Turn | None:
-        """The chat's current question, without changing anything (None: no conversation)."""
-        session = await self.store.load(chat_key)
-        return self.engine.resume(session) if session else None
-
     async def forget(self, chat_key: str, *, update_id: int | None = None) -> bool:
         """Erase everything about the chat (`/forget`); False when the update was seen before."""
         async with self.store.conversation(chat_key, update_id) as conv:
@@ -90,10 +84,17 @@ class Advisor:
         log.info("a user's data was erased")
         return True
 
-    async def _count_plan(self, chat_key: str, turn: Turn) -> None:
-        top = self.engine.assess(turn.session.slots)
-        data = {"flow": turn.session.flow, "top_cause": top[0].cause.id if top else None}
-        try:
-            await self.store.record_event("plan_shown", chat_key, data)
-        except Exception:  # statistics must never cost the user a reply
-            log.warning("could not record a statistics event", exc_info=True)
+    async def _count(self, chat_key: str, event: Event, turn: Turn, *, started: bool) -> None:
+        """Anonymous statistics (`python -m bot stats`): conversations started, plans shown
+        by flow and top cause. Nothing the user said is recorded."""
+        names = []
+        if started or isinstance(event, Start):
+            names.append("conversation_started")
+        if turn.finished and turn.changed:
+            top = self.engine.assess(turn.session.slots)
+            names.append(f"plan_shown.{turn.session.flow}.{top[0].cause.id if top else 'none'}")
+        for name in names:
+            try:
+                await self.store.record_event(name, chat_key, {"flow": turn.session.flow})
+            except Exception:  # statistics must never cost the user a reply
+                log.warning("could not record a statistics event", exc_info=True)

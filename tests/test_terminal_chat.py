@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import select
@@ -30,6 +31,11 @@ def test_piped_chinese_conversation_to_the_plan(tmp_path: Path) -> None:
     assert "¥23,000.00" in out and "60天" in out
     assert "您好，我的信用卡目前逾期60天，欠款¥23,000.00。" in out
     assert "Traceback" not in result.stderr
+    # The operator's anonymous counts: one conversation, one plan led by its top cause.
+    stats = run_bot("stats", "--database-url", f"sqlite:///{tmp_path / 'chat.sqlite3'}")
+    counts = json.loads(stats.stdout)
+    assert counts["event:conversation_started"] == 1
+    assert counts["event:plan_shown.cardholder.unstable_income"] == 1
 
 
 def test_piped_english_conversation_reprompts_and_goes_back(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from tg_harness import TgUser
 from bot.engine.engine import Engine
 from bot.i18n.catalog import Localizer
 
-# Typed answers from /start to the finished plan (which records a "plan_shown" event):
+# Typed answers from /start to the finished plan (which records statistics events):
 # cardholder, credit card, 45 days, ¥15,000, no story, income not stable, no reminder,
 # no impulse buying, no other loans, keeps a budget.
 TO_THE_PLAN = ("/start", "1", "credit card", "45", "15000", "skip", "2", "2", "2", "1", "1")
