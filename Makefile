@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: chat test lint i18n validate bench clean
+.PHONY: chat test lint i18n validate bench bench-engine bench-store bench-webhook clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,8 +33,17 @@ i18n: $(STAMP)
 	$(VENV)/bin/pybabel update -i locales/messages.pot -d locales -l en --no-fuzzy-matching
 	$(VENV)/bin/pybabel compile -d locales --statistics
 
-bench: $(STAMP)
+# Benchmarks print figures; none of them is a pass/fail test.
+bench: bench-engine bench-store bench-webhook
+
+bench-engine: $(STAMP)
 	$(PY) bench/engine_steps.py
+
+bench-store: $(STAMP)
+	$(PY) bench/store_ops.py
+
+bench-webhook: $(STAMP)
+	$(PY) bench/webhook_throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
