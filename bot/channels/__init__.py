@@ -1,0 +1,1 @@
+"""Ways to talk to the advisor: each renders the engine's `Turn` (terminal, Telegram)."""

@@ -1,0 +1,1 @@
+"""Translations (Babel catalogs read from `.po`), formatting by locale, and the YAML extractor."""
