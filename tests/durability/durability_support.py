@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "telegram"))
 from tg_harness import (
     SECRET,
     TOKEN,
+    TgUser,
     Webhook,
     free_port,
     start_webhook,
@@ -422,6 +423,21 @@ def post_in_background(hook: Webhook, update: dict[str, Any]) -> Posted:
 
 
 # --- what the user should have seen, by replaying the events in order ---------------------------
+
+
+def user_at_amount(hook: Webhook, standin: StandIn, texts: Texts, database: Database) -> tuple[TgUser, str, int]:
+    """A new English user who answered up to the amount question (credit card, 45 days):
+    the user, their chat key, and the stored session's version."""
+    user = TgUser(hook, standin, "en")
+    key = f"tg:{user.chat_id}"
+    for text in ("/start", "1", "credit card", "45"):
+        user.send(text)
+    assert user.last().text == texts.ask("cardholder", "amount")
+    stored = database.session(key)
+    assert stored is not None
+    session, version = stored
+    assert (session.flow, session.state) == ("cardholder", "amount")
+    return user, key, version
 
 
 def event_for(text: str) -> Event:

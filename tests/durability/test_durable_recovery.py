@@ -6,7 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from durability_support import Bots, Database, FaultyStandIn, Texts, copy_dialogs, handled, replace_once
+from durability_support import (
+    Bots,
+    Database,
+    FaultyStandIn,
+    Texts,
+    copy_dialogs,
+    handled,
+    replace_once,
+    user_at_amount,
+)
 from tg_harness import ROOT, TgUser, Webhook, stop_webhook
 
 from bot.cli import main as bot_cli
@@ -43,15 +52,7 @@ def test_state_removed_from_the_yaml_and_corrupted_rows_recover(
     dialogs = copy_dialogs(ROOT / "dialogs", tmp_path / "dialogs")
     env = bots.env(DIALOGS_DIR=str(dialogs))
     hook = bots.start(env)
-    user = TgUser(hook, standin, "en")
-    key = f"tg:{user.chat_id}"
-    for text in ("/start", "1", "credit card", "45"):
-        user.send(text)
-    assert user.last().text == texts.ask("cardholder", "amount")
-    stored = database.session(key)
-    assert stored is not None
-    old, old_version = stored
-    assert old.state == "amount"
+    user, key, old_version = user_at_amount(hook, standin, texts, database)
 
     # The operator renames the state the user is in, keeping the dialogs valid.
     stop_webhook(hook)

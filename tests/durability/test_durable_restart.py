@@ -4,8 +4,8 @@ and it is applied once)."""
 
 from __future__ import annotations
 
-from durability_support import Bots, Database, FaultyStandIn, Texts, post_in_background
-from tg_harness import TgUser, message_update
+from durability_support import Bots, Database, FaultyStandIn, Texts, post_in_background, user_at_amount
+from tg_harness import message_update
 
 from bot.engine.engine import Engine
 from bot.i18n.catalog import Localizer
@@ -16,15 +16,7 @@ def test_sigkill_mid_conversation_loses_nothing(
 ) -> None:
     texts = Texts(content)
     first = bots.start()
-    user = TgUser(first, standin, "en")
-    key = f"tg:{user.chat_id}"
-    for text in ("/start", "1", "credit card", "45"):
-        user.send(text)
-    assert user.last().text == texts.ask("cardholder", "amount")
-    stored = database.session(key)
-    assert stored is not None
-    at_amount, version = stored
-    assert (at_amount.flow, at_amount.state) == ("cardholder", "amount")
+    user, key, version = user_at_amount(first, standin, texts, database)
 
     # 1. Killed between two messages: the next process continues where the user was.
     second = bots.restart(first)
