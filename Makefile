@@ -18,6 +18,7 @@ chat: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check bot tests bench
+	$(PY) -m ruff format --check bot tests bench
 	$(PY) -m mypy bot
 
 validate: $(STAMP)

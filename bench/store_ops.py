@@ -53,8 +53,12 @@ def session_for(i: int) -> Session:
         flow="cardholder",
         state="amount",
         locale="zh_CN",
-        slots={"days_overdue": 45 + i % 30, "amount": 23000.0, "bank": "招商银行",
-               "evidence": ["lost_job", "forgot_date"]},
+        slots={
+            "days_overdue": 45 + i % 30,
+            "amount": 23000.0,
+            "bank": "招商银行",
+            "evidence": ["lost_job", "forgot_date"],
+        },
         history=(Snapshot(flow="cardholder", state="days", slots={"days_overdue": 45}),),
         version=i,
     )
@@ -94,8 +98,10 @@ async def measure(store: Store, label: str, runs: int, ops: int) -> None:
             # New update ids each run: a duplicate would skip the write.
             rates.append(await run_ops(store, f"{label}-", batch * ops, ops, concurrency))
             batch += 1
-        print(f"  {label:<10} {concurrency:>2} task(s): median {statistics.median(rates):8.0f}"
-              f" ops/s   (runs: {', '.join(f'{r:.0f}' for r in rates)})")
+        print(
+            f"  {label:<10} {concurrency:>2} task(s): median {statistics.median(rates):8.0f}"
+            f" ops/s   (runs: {', '.join(f'{r:.0f}' for r in rates)})"
+        )
 
 
 async def bench_sqlite(folder: Path, runs: int, ops: int) -> None:
@@ -145,9 +151,11 @@ async def bench_memory(folder: Path, conversations: int) -> None:
             show_rss(f"after {1000 + done:,} conversations")
         elapsed = time.perf_counter() - started
         stats = await store.stats()
-        print(f"  {conversations:,} conversations in {elapsed:.1f} s"
-              f" ({conversations / elapsed:.0f} ops/s); store holds"
-              f" {stats['active_conversations']:,} sessions")
+        print(
+            f"  {conversations:,} conversations in {elapsed:.1f} s"
+            f" ({conversations / elapsed:.0f} ops/s); store holds"
+            f" {stats['active_conversations']:,} sessions"
+        )
     finally:
         await store.close()
 
@@ -162,8 +170,9 @@ def postgres_url() -> str | None:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--conversations", type=int, default=100_000,
-                        help="distinct conversations saved for the memory check (100000)")
+    parser.add_argument(
+        "--conversations", type=int, default=100_000, help="distinct conversations saved for the memory check (100000)"
+    )
     parser.add_argument("--runs", type=int, default=5, help="runs per figure; median shown (5)")
     parser.add_argument("--ops", type=int, default=2000, help="operations per run (2000)")
     args = parser.parse_args()

@@ -119,15 +119,94 @@ MONEY = [
     ("兩萬三", Decimal(23000)),
 ]
 
-YES = ["是", "是的", "对", "对的", "有", "嗯", "嗯嗯嗯", "好", "好的", "没错", "yes", "y", "yeah",
-       "yep", "sure", "correct", "true", "ok", "OK", "Yes!", "是。", "是的！", " 对 ", "YES?"]
-NO = ["不是", "不", "否", "没有", "没", "不对", "无", "no", "n", "nope", "nah", "not really",
-      "false", "never", "No.", "没有。", "NOPE!", "不是的", "没有了", "沒有", "I don’t"]
+YES = [
+    "是",
+    "是的",
+    "对",
+    "对的",
+    "有",
+    "嗯",
+    "嗯嗯嗯",
+    "好",
+    "好的",
+    "没错",
+    "yes",
+    "y",
+    "yeah",
+    "yep",
+    "sure",
+    "correct",
+    "true",
+    "ok",
+    "OK",
+    "Yes!",
+    "是。",
+    "是的！",
+    " 对 ",
+    "YES?",
+]
+NO = [
+    "不是",
+    "不",
+    "否",
+    "没有",
+    "没",
+    "不对",
+    "无",
+    "no",
+    "n",
+    "nope",
+    "nah",
+    "not really",
+    "false",
+    "never",
+    "No.",
+    "没有。",
+    "NOPE!",
+    "不是的",
+    "没有了",
+    "沒有",
+    "I don’t",
+]
 
-NOT_DAYS = ["", "   ", "abc", "很多", "-5", "负五天", "昨天买的", "a", "两个", "一个半", "半",
-            "几天", "a few days", "3-4个月", "45元", "45 and 60", "1,5000", "天", "months"]
-NOT_MONEY = ["", "abc", "很多", "-5", "负五千", "昨天买的", "a", "$500", "500美元", "1,5000",
-             "5-6万", "45天", "万", "k", "一点"]
+NOT_DAYS = [
+    "",
+    "   ",
+    "abc",
+    "很多",
+    "-5",
+    "负五天",
+    "昨天买的",
+    "a",
+    "两个",
+    "一个半",
+    "半",
+    "几天",
+    "a few days",
+    "3-4个月",
+    "45元",
+    "45 and 60",
+    "1,5000",
+    "天",
+    "months",
+]
+NOT_MONEY = [
+    "",
+    "abc",
+    "很多",
+    "-5",
+    "负五千",
+    "昨天买的",
+    "a",
+    "$500",
+    "500美元",
+    "1,5000",
+    "5-6万",
+    "45天",
+    "万",
+    "k",
+    "一点",
+]
 NOT_BOOL = ["", "maybe", "不知道", "也许", "1", "0", "yes and no", "是不是", "hmm", "不一定"]
 
 
@@ -186,8 +265,14 @@ def test_too_long_is_not_understood() -> None:
 
 def test_exact_under_a_hostile_decimal_context() -> None:
     # The engine's thread may run with a small precision or trapped signals.
-    traps = [decimal.Inexact, decimal.Rounded, decimal.InvalidOperation, decimal.Overflow,
-             decimal.Clamped, decimal.FloatOperation]
+    traps = [
+        decimal.Inexact,
+        decimal.Rounded,
+        decimal.InvalidOperation,
+        decimal.Overflow,
+        decimal.Clamped,
+        decimal.FloatOperation,
+    ]
     with decimal.localcontext(decimal.Context(prec=3, traps=traps)):
         assert parse_money("1.2345万") == Decimal(12345)
         assert parse_money("123456789") == Decimal(123456789)
@@ -196,11 +281,55 @@ def test_exact_under_a_hostile_decimal_context() -> None:
 
 # Words and units the parsers know, so generated inputs reach the parsing, not just the
 # first refusal.
-_PIECES = st.sampled_from([
-    "1", "45", "0", ".", ",", "5", "万", "千", "百", "亿", "两", "三", "十", "点", "半", "个", "多",
-    "天", "周", "月", "年", "k", "w", "¥", "元", "about", " ", "a", "half", "and", "days", "weeks",
-    "大约有", "的样子", "左右", "-", "+", "是", "不", "没有", "yes", "no", "!", "。", "几",
-])
+_PIECES = st.sampled_from(
+    [
+        "1",
+        "45",
+        "0",
+        ".",
+        ",",
+        "5",
+        "万",
+        "千",
+        "百",
+        "亿",
+        "两",
+        "三",
+        "十",
+        "点",
+        "半",
+        "个",
+        "多",
+        "天",
+        "周",
+        "月",
+        "年",
+        "k",
+        "w",
+        "¥",
+        "元",
+        "about",
+        " ",
+        "a",
+        "half",
+        "and",
+        "days",
+        "weeks",
+        "大约有",
+        "的样子",
+        "左右",
+        "-",
+        "+",
+        "是",
+        "不",
+        "没有",
+        "yes",
+        "no",
+        "!",
+        "。",
+        "几",
+    ]
+)
 _WORDY = st.lists(_PIECES, max_size=40).map("".join)
 
 

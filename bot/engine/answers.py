@@ -62,8 +62,25 @@ _ARABIC: Final = r"[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?|[0-9]+(?:\.[0-9]+)?"
 _CHINESE: Final = rf"[0-9]*[{_CN_NUMERALS}点][0-9{_CN_NUMERALS}点]*"
 
 _UNITS: Final = (
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
     "nineteen",
 )
 _TENS: Final = ("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
@@ -85,16 +102,43 @@ _NUMBER: Final = rf"(?:(?P<a>{_ARABIC})|(?P<c>{_CHINESE})|(?P<w>{_WORD})\b)"
 # Single characters are most of what people type ("两个月", "三周") and cost cn2an
 # ~20 µs each; the table gives the same answer without the call.
 _CN_DIGITS: Final[dict[str, int]] = {
-    "零": 0, "〇": 0, "一": 1, "壹": 1, "二": 2, "贰": 2, "两": 2, "三": 3, "叁": 3,
-    "四": 4, "肆": 4, "五": 5, "伍": 5, "六": 6, "陆": 6, "七": 7, "柒": 7, "八": 8,
-    "捌": 8, "九": 9, "玖": 9, "十": 10, "拾": 10,
+    "零": 0,
+    "〇": 0,
+    "一": 1,
+    "壹": 1,
+    "二": 2,
+    "贰": 2,
+    "两": 2,
+    "三": 3,
+    "叁": 3,
+    "四": 4,
+    "肆": 4,
+    "五": 5,
+    "伍": 5,
+    "六": 6,
+    "陆": 6,
+    "七": 7,
+    "柒": 7,
+    "八": 8,
+    "捌": 8,
+    "九": 9,
+    "玖": 9,
+    "十": 10,
+    "拾": 10,
 }
 _FRACTION_DIGITS: Final[dict[str, str]] = {
     **{ch: str(n) for ch, n in _CN_DIGITS.items() if n < 10 and ch != "两"},
     **{str(n): str(n) for n in range(10)},
 }
 _CN_POWERS: Final[dict[str, int]] = {
-    "十": 1, "拾": 1, "百": 2, "佰": 2, "千": 3, "仟": 3, "万": 4, "亿": 8,
+    "十": 1,
+    "拾": 1,
+    "百": 2,
+    "佰": 2,
+    "千": 3,
+    "仟": 3,
+    "万": 4,
+    "亿": 8,
 }
 
 
@@ -203,9 +247,7 @@ _DAYS_PER_UNIT: Final[dict[str, int]] = {
     **dict.fromkeys(("年", "year", "years", "yr", "yrs", "y"), 365),
 }
 _DAY_UNIT: Final = _alternatives(" ".join(_DAYS_PER_UNIT))
-_DAYS_OVERDUE: Final = (
-    "overdue late past_due now already so_far 逾期 没还 未还 还没还 了"
-)
+_DAYS_OVERDUE: Final = "overdue late past_due now already so_far 逾期 没还 未还 还没还 了"
 
 _DAYS_RE: Final = re.compile(
     rf"""
@@ -322,22 +364,113 @@ def parse_money(text: str) -> Decimal | None:
 # Chinese answers yes/no by echoing the question's verb (有 / 没有, 会 / 不会), so the
 # common verbs count. Matching is on the whole answer, never on a part: 不是 contains 是,
 # 没错 contains 没, 不知道 contains 不.
-_YES: Final = frozenset({
-    "是", "是的", "是啊", "是呀", "是滴", "对", "对的", "对啊", "对呀", "没错", "有", "有的",
-    "有啊", "嗯", "嗯嗯", "好", "好的", "行", "可以", "当然", "当然了", "确实", "会", "能", "要",
-    "需要", "想",
-    "yes", "y", "yeah", "yea", "yep", "yup", "ya", "yah", "sure", "correct", "true", "ok", "okay",
-    "right", "indeed", "definitely", "absolutely", "affirmative", "of course", "yes please",
-    "i do", "i have", "i am", "that's right", "that is right",
-})
-_NO: Final = frozenset({
-    "不是", "不是的", "不", "否", "没有", "没有的", "没有啊", "并没有", "从来没有", "从没", "从不",
-    "没", "没呢", "还没", "还没有", "不对", "错", "无", "不会", "不能", "不要", "不需要", "不想",
-    "不可以", "不行",
-    "no", "n", "nope", "nah", "false", "never", "none", "negative", "incorrect", "wrong",
-    "not really", "no way", "not at all", "of course not", "definitely not", "absolutely not",
-    "i don't", "i do not", "i haven't", "i have not", "i'm not", "i am not",
-})
+_YES: Final = frozenset(
+    {
+        "是",
+        "是的",
+        "是啊",
+        "是呀",
+        "是滴",
+        "对",
+        "对的",
+        "对啊",
+        "对呀",
+        "没错",
+        "有",
+        "有的",
+        "有啊",
+        "嗯",
+        "嗯嗯",
+        "好",
+        "好的",
+        "行",
+        "可以",
+        "当然",
+        "当然了",
+        "确实",
+        "会",
+        "能",
+        "要",
+        "需要",
+        "想",
+        "yes",
+        "y",
+        "yeah",
+        "yea",
+        "yep",
+        "yup",
+        "ya",
+        "yah",
+        "sure",
+        "correct",
+        "true",
+        "ok",
+        "okay",
+        "right",
+        "indeed",
+        "definitely",
+        "absolutely",
+        "affirmative",
+        "of course",
+        "yes please",
+        "i do",
+        "i have",
+        "i am",
+        "that's right",
+        "that is right",
+    }
+)
+_NO: Final = frozenset(
+    {
+        "不是",
+        "不是的",
+        "不",
+        "否",
+        "没有",
+        "没有的",
+        "没有啊",
+        "并没有",
+        "从来没有",
+        "从没",
+        "从不",
+        "没",
+        "没呢",
+        "还没",
+        "还没有",
+        "不对",
+        "错",
+        "无",
+        "不会",
+        "不能",
+        "不要",
+        "不需要",
+        "不想",
+        "不可以",
+        "不行",
+        "no",
+        "n",
+        "nope",
+        "nah",
+        "false",
+        "never",
+        "none",
+        "negative",
+        "incorrect",
+        "wrong",
+        "not really",
+        "no way",
+        "not at all",
+        "of course not",
+        "definitely not",
+        "absolutely not",
+        "i don't",
+        "i do not",
+        "i haven't",
+        "i have not",
+        "i'm not",
+        "i am not",
+    }
+)
 _PARTICLES: Final = "啊呀吧呢哦喔啦嘛了哈"
 
 

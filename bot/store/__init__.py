@@ -37,6 +37,5 @@ def open_store(url: str, *, hash_key: bytes | None = None) -> Store:
         return PostgresStore(url, hash_key=hash_key)
     shown = f"{scheme!r}" if sep else "none"
     raise ValueError(
-        f"unsupported DATABASE_URL scheme {shown}: use sqlite:///path/to/file.sqlite3 "
-        "or postgresql://user@host/dbname"
+        f"unsupported DATABASE_URL scheme {shown}: use sqlite:///path/to/file.sqlite3 or postgresql://user@host/dbname"
     )

@@ -93,9 +93,7 @@ def lock_id(namespace: str, name: str) -> int:
     64 bits (rather than `hashtext`'s 32) make two chats sharing a lock practically
     impossible, and the value does not depend on a server-internal hash function.
     """
-    digest = hashlib.blake2b(
-        f"{namespace}\0{name}".encode(), digest_size=8, person=b"overdue-lock"
-    ).digest()
+    digest = hashlib.blake2b(f"{namespace}\0{name}".encode(), digest_size=8, person=b"overdue-lock").digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
@@ -139,8 +137,7 @@ def read_session(raw: object) -> tuple[Session | None, bool]:
             raise TypeError(f"a session is a JSON object, not {type(data).__name__}")
         return Session.from_dict(data), False
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        log.warning("a stored session could not be read (%s); the chat starts over",
-                    type(exc).__name__)
+        log.warning("a stored session could not be read (%s); the chat starts over", type(exc).__name__)
         return None, True
 
 

@@ -79,9 +79,7 @@ class Store(ABC):
         """True when the database answers (for /healthz)."""
 
     @abstractmethod
-    def conversation(
-        self, chat_key: str, update_id: int | None = None
-    ) -> AbstractAsyncContextManager[Conversation]:
+    def conversation(self, chat_key: str, update_id: int | None = None) -> AbstractAsyncContextManager[Conversation]:
         """Lock `chat_key`, load its session and, on a clean exit, commit what was saved
         together with `update_id` as processed."""
 

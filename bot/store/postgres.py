@@ -176,13 +176,9 @@ class PostgresStore(Store):
     async def _configure(self, conn: Conn) -> None:
         """Run on every new pooled connection (autocommit, so the settings stay)."""
         if self._schema is not None:
-            await conn.execute(
-                sql.SQL("SET search_path TO {}").format(sql.Identifier(self._schema))
-            )
+            await conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self._schema)))
         await conn.execute("SET TIME ZONE 'UTC'")
-        await conn.execute(
-            "SELECT set_config('lock_timeout', %s, false)", (f"{self._lock_timeout_ms}ms",)
-        )
+        await conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{self._lock_timeout_ms}ms",))
 
     async def open(self) -> None:
         """Open the pool and apply missing migrations (safe with replicas starting at once)."""
@@ -211,8 +207,7 @@ class PostgresStore(Store):
         self._pool = pool
         try:
             applied, version = await self._run(self._migrate)
-            log.info("PostgreSQL store open, schema version %d (%d migration(s) applied)",
-                     version, applied)
+            log.info("PostgreSQL store open, schema version %d (%d migration(s) applied)", version, applied)
             await self._maybe_prune()
         except BaseException:
             await self.close()
@@ -224,13 +219,9 @@ class PostgresStore(Store):
         # lock (pg_advisory_xact_lock) is released by commit, rollback or a dropped
         # connection, so a replica dying mid-migration cannot leave it held.
         async with conn.transaction():
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(%s)", (lock_id(self._namespace, "migrate"),)
-            )
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_id(self._namespace, "migrate"),))
             if self._schema is not None:
-                await conn.execute(
-                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self._schema))
-                )
+                await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self._schema)))
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 " version integer PRIMARY KEY, applied_at timestamptz NOT NULL)"
@@ -250,17 +241,13 @@ class PostgresStore(Store):
                 applied += 1
             newest = max(done | {len(MIGRATIONS)})
             if newest > len(MIGRATIONS):
-                log.warning("the database schema (v%d) is newer than this code (v%d)",
-                            newest, len(MIGRATIONS))
+                log.warning("the database schema (v%d) is newer than this code (v%d)", newest, len(MIGRATIONS))
             if self._hash_key is None:
                 await conn.execute(
-                    "INSERT INTO store_secrets (name, value) VALUES (%s, %s)"
-                    " ON CONFLICT (name) DO NOTHING",
+                    "INSERT INTO store_secrets (name, value) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
                     (HASH_KEY_SECRET_NAME, secrets.token_bytes(32)),
                 )
-                cursor = await conn.execute(
-                    "SELECT value FROM store_secrets WHERE name = %s", (HASH_KEY_SECRET_NAME,)
-                )
+                cursor = await conn.execute("SELECT value FROM store_secrets WHERE name = %s", (HASH_KEY_SECRET_NAME,))
                 row = await cursor.fetchone()
                 assert row is not None
                 self._hash_key = bytes(row[0])
@@ -302,9 +289,7 @@ class PostgresStore(Store):
     # -- conversations -----------------------------------------------------------
 
     @asynccontextmanager
-    async def conversation(
-        self, chat_key: str, update_id: int | None = None
-    ) -> AsyncIterator[Conversation]:
+    async def conversation(self, chat_key: str, update_id: int | None = None) -> AsyncIterator[Conversation]:
         """Lock `chat_key` (in this process, then across replicas), load its session,
         and on a clean exit commit what was saved or erased, with `update_id`."""
         pool = self._require_pool()
@@ -313,9 +298,7 @@ class PostgresStore(Store):
             body_failed = False
             try:
                 async with pool.connection() as conn, conn.transaction():
-                    await conn.execute(
-                        "SELECT pg_advisory_xact_lock(%s)", (lock_id(self._namespace, chat_key),)
-                    )
+                    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_id(self._namespace, chat_key),))
                     # A separate statement after the lock: its snapshot is taken once
                     # the lock is ours, so it sees the previous holder's commit.
                     cursor = await conn.execute(
@@ -328,9 +311,7 @@ class PostgresStore(Store):
                     assert found is not None
                     raw, duplicate = found[0], bool(found[1]) and update_id is not None
                     session, damaged = read_session(raw) if raw is not None else (None, False)
-                    conv = Conversation(
-                        chat_key=chat_key, session=session, duplicate=duplicate, damaged=damaged
-                    )
+                    conv = Conversation(chat_key=chat_key, session=session, duplicate=duplicate, damaged=damaged)
                     try:
                         yield conv
                     except BaseException:
@@ -358,9 +339,7 @@ class PostgresStore(Store):
             await conn.execute("DELETE FROM sessions WHERE chat_key = %s", (key,))
             await conn.execute("DELETE FROM reminders WHERE chat_key = %s", (key,))
             await conn.execute("DELETE FROM processed_updates WHERE chat_key = %s", (key,))
-            await conn.execute(
-                "DELETE FROM events WHERE chat_hash = %s", (chat_hash(self._hash_key, key),)
-            )
+            await conn.execute("DELETE FROM events WHERE chat_hash = %s", (chat_hash(self._hash_key, key),))
             return
         if conv._to_save is not None:
             row = session_row(conv._to_save)
@@ -378,8 +357,7 @@ class PostgresStore(Store):
             # A plain INSERT: a duplicate here would mean the lock failed, and the
             # primary key then refuses the second application.
             await conn.execute(
-                "INSERT INTO processed_updates (chat_key, update_id, processed_at)"
-                " VALUES (%s, %s, %s)",
+                "INSERT INTO processed_updates (chat_key, update_id, processed_at) VALUES (%s, %s, %s)",
                 (key, update_id, now),
             )
 
@@ -390,9 +368,7 @@ class PostgresStore(Store):
             return
 
         async def prune(conn: Conn) -> int:
-            cursor = await conn.execute(
-                "DELETE FROM processed_updates WHERE processed_at < %s", (cutoff,)
-            )
+            cursor = await conn.execute("DELETE FROM processed_updates WHERE processed_at < %s", (cutoff,))
             return cursor.rowcount
 
         try:
@@ -410,9 +386,7 @@ class PostgresStore(Store):
         """The stored session, or None when there is none or it cannot be read."""
 
         async def query(conn: Conn) -> Any:
-            cursor = await conn.execute(
-                "SELECT data FROM sessions WHERE chat_key = %s", (chat_key,)
-            )
+            cursor = await conn.execute("SELECT data FROM sessions WHERE chat_key = %s", (chat_key,))
             return await cursor.fetchone()
 
         found = await self._run(query)
@@ -433,8 +407,7 @@ class PostgresStore(Store):
 
         async def insert(conn: Conn) -> int:
             cursor = await conn.execute(
-                "INSERT INTO reminders (chat_key, due_at, payload) VALUES (%s, %s, %s)"
-                " RETURNING id",
+                "INSERT INTO reminders (chat_key, due_at, payload) VALUES (%s, %s, %s) RETURNING id",
                 (chat_key, to_utc(due_at), Jsonb(payload)),
             )
             row = await cursor.fetchone()
@@ -469,9 +442,7 @@ class PostgresStore(Store):
         """Delete sessions last written before `idle_since`; returns how many."""
 
         async def purge(conn: Conn) -> int:
-            cursor = await conn.execute(
-                "DELETE FROM sessions WHERE updated_at < %s", (to_utc(idle_since),)
-            )
+            cursor = await conn.execute("DELETE FROM sessions WHERE updated_at < %s", (to_utc(idle_since),))
             return cursor.rowcount
 
         deleted = await self._run(purge)
@@ -489,9 +460,7 @@ class PostgresStore(Store):
             cursor = await conn.execute("SELECT count(*) FROM sessions")
             row = await cursor.fetchone()
             result = {"active_conversations": int(row[0]) if row else 0}
-            cursor = await conn.execute(
-                "SELECT name, count(*) FROM events GROUP BY name ORDER BY name"
-            )
+            cursor = await conn.execute("SELECT name, count(*) FROM events GROUP BY name ORDER BY name")
             for name, count in await cursor.fetchall():
                 result[f"event:{name}"] = int(count)
             return result

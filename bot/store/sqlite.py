@@ -127,7 +127,7 @@ def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
     prefix = "sqlite:///"
     if url[: len(prefix)].lower() != prefix:
         raise ValueError("a SQLite URL looks like sqlite:///relative/path or sqlite:////abs/path")
-    rest, _, query = url[len(prefix):].partition("?")
+    rest, _, query = url[len(prefix) :].partition("?")
     path = unquote(rest)
     if not path or path == ":memory:" or path.endswith("/"):
         raise ValueError("a SQLite URL needs a file path (in-memory databases are not supported)")
@@ -316,9 +316,7 @@ class SqliteStore(Store):
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: no implicit transactions; every transaction is an
         # explicit BEGIN, so what is atomic is visible in the code.
-        conn = sqlite3.connect(
-            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
-        )
+        conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -380,22 +378,18 @@ class SqliteStore(Store):
         try:
             applied, version, hash_key = await self._run(self._migrate, self._hash_key)
             self._hash_key = hash_key
-            log.info("SQLite store open, schema version %d (%d migration(s) applied)",
-                     version, applied)
+            log.info("SQLite store open, schema version %d (%d migration(s) applied)", version, applied)
             await self._maybe_prune()
         except BaseException:
             await self.close()
             raise
 
-    def _migrate(
-        self, conn: sqlite3.Connection, hash_key: bytes | None
-    ) -> tuple[int, int, bytes]:
+    def _migrate(self, conn: sqlite3.Connection, hash_key: bytes | None) -> tuple[int, int, bytes]:
         # BEGIN IMMEDIATE takes the write lock first, so two processes starting at once
         # migrate one after the other; the second finds nothing left to do.
         with self._write_lock(), _transaction(conn, immediate=True):
             conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS schema_migrations ( version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
             )
             done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
             applied = 0
@@ -411,16 +405,13 @@ class SqliteStore(Store):
                 applied += 1
             newest = max(done | {len(MIGRATIONS)})
             if newest > len(MIGRATIONS):
-                log.warning("the database schema (v%d) is newer than this code (v%d)",
-                            newest, len(MIGRATIONS))
+                log.warning("the database schema (v%d) is newer than this code (v%d)", newest, len(MIGRATIONS))
             if hash_key is None:
                 conn.execute(
                     "INSERT OR IGNORE INTO store_secrets (name, value) VALUES (?, ?)",
                     (HASH_KEY_SECRET_NAME, secrets.token_bytes(32)),
                 )
-                row = conn.execute(
-                    "SELECT value FROM store_secrets WHERE name = ?", (HASH_KEY_SECRET_NAME,)
-                ).fetchone()
+                row = conn.execute("SELECT value FROM store_secrets WHERE name = ?", (HASH_KEY_SECRET_NAME,)).fetchone()
                 hash_key = bytes(row[0])
         return applied, newest, hash_key
 
@@ -457,9 +448,7 @@ class SqliteStore(Store):
             yield
 
     @asynccontextmanager
-    async def conversation(
-        self, chat_key: str, update_id: int | None = None
-    ) -> AsyncIterator[Conversation]:
+    async def conversation(self, chat_key: str, update_id: int | None = None) -> AsyncIterator[Conversation]:
         """Lock `chat_key` (in this process and across processes), load its session,
         and on a clean exit commit what was saved or erased, with `update_id`."""
         shared = self._shared
@@ -469,9 +458,7 @@ class SqliteStore(Store):
             log.debug("conversation on chat %s", chat_key)
             raw, seen_at, duplicate = await self._run(self._begin, chat_key, update_id)
             session, damaged = read_session(raw) if raw is not None else (None, False)
-            conv = Conversation(
-                chat_key=chat_key, session=session, duplicate=duplicate, damaged=damaged
-            )
+            conv = Conversation(chat_key=chat_key, session=session, duplicate=duplicate, damaged=damaged)
             # An exception from the block propagates from here: nothing was written.
             yield conv
             if duplicate or (conv._to_save is None and not conv._erase and update_id is None):
@@ -487,13 +474,15 @@ class SqliteStore(Store):
     ) -> tuple[str | None, str | None, bool]:
         # One read transaction: the session and the duplicate check see one snapshot.
         with _transaction(conn, immediate=False):
-            found = conn.execute(
-                "SELECT data, updated_at FROM sessions WHERE chat_key = ?", (chat_key,)
-            ).fetchone()
-            duplicate = update_id is not None and conn.execute(
-                "SELECT 1 FROM processed_updates WHERE chat_key = ? AND update_id = ?",
-                (chat_key, update_id),
-            ).fetchone() is not None
+            found = conn.execute("SELECT data, updated_at FROM sessions WHERE chat_key = ?", (chat_key,)).fetchone()
+            duplicate = (
+                update_id is not None
+                and conn.execute(
+                    "SELECT 1 FROM processed_updates WHERE chat_key = ? AND update_id = ?",
+                    (chat_key, update_id),
+                ).fetchone()
+                is not None
+            )
         if found is None:
             return None, None, duplicate
         return found[0], found[1], duplicate
@@ -510,16 +499,12 @@ class SqliteStore(Store):
     ) -> None:
         now = _ts(self._clock())
         with self._write_lock(), _transaction(conn, immediate=True):
-            current = conn.execute(
-                "SELECT updated_at FROM sessions WHERE chat_key = ?", (chat_key,)
-            ).fetchone()
+            current = conn.execute("SELECT updated_at FROM sessions WHERE chat_key = ?", (chat_key,)).fetchone()
             # Cannot happen while the byte-range locks work; if they do not (a network
             # file system), refuse to overwrite a newer write made from the same old state.
             # A row that vanished (purge_idle) is simply written again.
             if current is not None and current[0] != seen_at:
-                raise StoreUnavailable(
-                    "the chat was changed by another process during the block; nothing committed"
-                )
+                raise StoreUnavailable("the chat was changed by another process during the block; nothing committed")
             if hashed is not None:
                 # /forget: every row that mentions the chat, events through their hash.
                 # The update id is not recorded either: that row would mention the chat.
@@ -543,8 +528,7 @@ class SqliteStore(Store):
                 # A plain INSERT: a duplicate here would mean the lock failed, and the
                 # primary key then refuses the second application.
                 conn.execute(
-                    "INSERT INTO processed_updates (chat_key, update_id, processed_at)"
-                    " VALUES (?, ?, ?)",
+                    "INSERT INTO processed_updates (chat_key, update_id, processed_at) VALUES (?, ?, ?)",
                     (chat_key, update_id, now),
                 )
 
@@ -561,9 +545,7 @@ class SqliteStore(Store):
 
     def _prune(self, conn: sqlite3.Connection, cutoff: str) -> int:
         with self._write_lock(), _transaction(conn, immediate=True):
-            deleted = conn.execute(
-                "DELETE FROM processed_updates WHERE processed_at < ?", (cutoff,)
-            ).rowcount
+            deleted = conn.execute("DELETE FROM processed_updates WHERE processed_at < ?", (cutoff,)).rowcount
         if deleted:
             log.info("forgot %d processed update id(s) older than the retention", deleted)
         return deleted
@@ -573,9 +555,7 @@ class SqliteStore(Store):
     async def load(self, chat_key: str) -> Session | None:
         """The stored session, or None when there is none or it cannot be read."""
         found = await self._run(
-            lambda conn: conn.execute(
-                "SELECT data FROM sessions WHERE chat_key = ?", (chat_key,)
-            ).fetchone()
+            lambda conn: conn.execute("SELECT data FROM sessions WHERE chat_key = ?", (chat_key,)).fetchone()
         )
         return read_session(found[0])[0] if found is not None else None
 
@@ -598,9 +578,7 @@ class SqliteStore(Store):
 
         def insert(conn: sqlite3.Connection) -> int:
             with self._write_lock(), _transaction(conn, immediate=True):
-                cursor = conn.execute(
-                    "INSERT INTO reminders (chat_key, due_at, payload) VALUES (?, ?, ?)", values
-                )
+                cursor = conn.execute("INSERT INTO reminders (chat_key, due_at, payload) VALUES (?, ?, ?)", values)
             return int(cursor.lastrowid or 0)
 
         return await self._run(insert)
@@ -614,10 +592,7 @@ class SqliteStore(Store):
                 (_ts(now), limit),
             ).fetchall()
         )
-        return [
-            Reminder(id=r[0], chat_key=r[1], due_at=_from_ts(r[2]), payload=_json_object(r[3]))
-            for r in rows
-        ]
+        return [Reminder(id=r[0], chat_key=r[1], due_at=_from_ts(r[2]), payload=_json_object(r[3])) for r in rows]
 
     async def purge_idle(self, idle_since: datetime) -> int:
         """Delete sessions last written before `idle_since`; returns how many."""
@@ -625,9 +600,7 @@ class SqliteStore(Store):
 
         def purge(conn: sqlite3.Connection) -> int:
             with self._write_lock(), _transaction(conn, immediate=True):
-                return conn.execute(
-                    "DELETE FROM sessions WHERE updated_at < ?", (cutoff,)
-                ).rowcount
+                return conn.execute("DELETE FROM sessions WHERE updated_at < ?", (cutoff,)).rowcount
 
         deleted = await self._run(purge)
         self._prune_schedule.now_due()
@@ -640,14 +613,8 @@ class SqliteStore(Store):
 
         def query(conn: sqlite3.Connection) -> dict[str, int]:
             with _transaction(conn, immediate=False):
-                result = {
-                    "active_conversations": conn.execute(
-                        "SELECT count(*) FROM sessions"
-                    ).fetchone()[0]
-                }
-                for name, count in conn.execute(
-                    "SELECT name, count(*) FROM events GROUP BY name ORDER BY name"
-                ):
+                result = {"active_conversations": conn.execute("SELECT count(*) FROM sessions").fetchone()[0]}
+                for name, count in conn.execute("SELECT name, count(*) FROM events GROUP BY name ORDER BY name"):
                     result[f"event:{name}"] = count
             return result
 

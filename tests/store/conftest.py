@@ -88,8 +88,7 @@ class Harness(ABC):
         return counts
 
     async def versions(self) -> list[int]:
-        return [row[0] for row in await self.query(
-            "SELECT version FROM schema_migrations ORDER BY version")]
+        return [row[0] for row in await self.query("SELECT version FROM schema_migrations ORDER BY version")]
 
     async def teardown(self) -> None:
         for store in self.stores:
@@ -154,9 +153,7 @@ class PostgresHarness(Harness):
     async def damage(self, chat_key: str) -> None:
         # jsonb cannot hold broken JSON; valid JSON that is not a session is the
         # PostgreSQL way for a row to be unreadable.
-        await self.query(
-            "UPDATE sessions SET data = '{\"flow\": 1}'::jsonb WHERE chat_key = ?", chat_key
-        )
+        await self.query("UPDATE sessions SET data = '{\"flow\": 1}'::jsonb WHERE chat_key = ?", chat_key)
 
     async def terminate_open_transactions(self) -> int:
         """Kill this test's server processes that sit inside a transaction."""
@@ -192,9 +189,7 @@ def postgres_reachable() -> None:
 
 
 @pytest.fixture
-async def make_harness(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[Callable[[str], Harness]]:
+async def make_harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Callable[[str], Harness]]:
     """Build harnesses (each on its own empty database) by backend name; tears every
     one down after the test."""
     made: list[Harness] = []
@@ -220,9 +215,7 @@ HARNESS = pytest.StashKey[Harness]()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def store(
-    request: pytest.FixtureRequest, make_harness: Callable[[str], Harness]
-) -> AsyncIterator[Store]:
+async def store(request: pytest.FixtureRequest, make_harness: Callable[[str], Harness]) -> AsyncIterator[Store]:
     """An open store on a fresh database, for each backend."""
     harness = make_harness(request.param)
     request.node.stash[HARNESS] = harness

@@ -56,8 +56,14 @@ def test_chat_hash_is_keyed_hmac() -> None:
 
 
 def test_unreadable_sessions_are_damaged_not_errors() -> None:
-    for raw in ("{not json", "[]", '"text"', '{"flow": "f"}', '{"flow": "f", "state": "s",'
-                ' "locale": "en", "history": ["x"]}', b"\xff"):
+    for raw in (
+        "{not json",
+        "[]",
+        '"text"',
+        '{"flow": "f"}',
+        '{"flow": "f", "state": "s", "locale": "en", "history": ["x"]}',
+        b"\xff",
+    ):
         assert read_session(raw) == (None, True)
 
 

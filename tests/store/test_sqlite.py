@@ -35,9 +35,7 @@ def test_url_forms() -> None:
         SqliteStore("sqlite:///x.db?synchronous=off")
 
 
-async def test_relative_path_folder_created_and_wal(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_relative_path_folder_created_and_wal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     store = SqliteStore("sqlite:///data/nested/bot.sqlite3", hash_key=HASH_KEY)
     await store.open()
@@ -100,9 +98,7 @@ async def test_write_from_outside_the_lock_is_not_overwritten(tmp_path: Path) ->
         with pytest.raises(StoreUnavailable, match="changed by another process"):
             async with store.conversation("chat", 2) as conv:
                 with sqlite3.connect(path) as raw:
-                    raw.execute(
-                        "UPDATE sessions SET updated_at = '2999-01-01T00:00:00.000000+00:00'"
-                    )
+                    raw.execute("UPDATE sessions SET updated_at = '2999-01-01T00:00:00.000000+00:00'")
                 raw.close()
                 conv.save(new_session(n=2))
         session = await store.load("chat")
@@ -141,8 +137,12 @@ async def test_two_processes_take_turns_on_a_chat(tmp_path: Path) -> None:
     workers = [
         subprocess.Popen(
             [sys.executable, "-c", WORKER, url, str(first), "25"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, env=env, cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
         )
         for first in (1, 1001)
     ]

@@ -277,4 +277,3 @@ async def test_a_flood_is_bounded_and_warned_once() -> None:
     # Once the backlog drained, the chat is served (and could be warned) again.
     await processor.process_update(_update(99, 9), handle(99))
     assert handled[-1] == 99
-
