@@ -5,17 +5,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    MPLCONFIGDIR=/tmp/matplotlib \
     HOST=0.0.0.0 \
     PORT=8080
 
 WORKDIR /app
 
-# Dependencies first, from pyproject.toml alone, so editing the source or the dialogs
-# reuses this layer instead of reinstalling everything.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; open('/tmp/requirements.txt', 'w').write('\n'.join(deps))" \
-    && pip install --no-cache-dir -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+# Dependencies first, from the lock file alone (exact versions, checked by hash), so
+# editing the source or the dialogs reuses this layer instead of reinstalling everything.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 
 # A user without a login or a password; only the data folder is writable to it.
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin advisor \

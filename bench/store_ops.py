@@ -24,8 +24,6 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bot.engine.session import Session, Snapshot
 from bot.store.base import Store
 from bot.store.sqlite import SqliteStore

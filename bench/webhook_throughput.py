@@ -1,9 +1,9 @@
 """Webhook throughput: the real advisor process against a bare PTB echo bot, same harness.
 
-    .venv/bin/python bench/webhook_throughput.py [--chats 50] [--updates 20] [--rounds 2]
+    .venv/bin/python -m bench.webhook_throughput [--chats 50] [--updates 20] [--rounds 2]
 
 Both bots run as their own processes behind the same stand-in Bot API (its own
-process too, tests/telegram/tg_standin.py), and receive the same stream of real update
+process too, tests/support/tg_standin.py), and receive the same stream of real update
 JSON over HTTP: `--chats` chats at once, each sending `--updates` messages one after
 the other, as a user does, waiting for the 200 (which the advisor gives only after the
 state is committed). A chat's stream is a whole conversation typed in Chinese or
@@ -33,11 +33,7 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "telegram"))
-sys.path.insert(0, str(ROOT))
-
-from tg_harness import (  # noqa: E402
+from tests.support.tg_harness import (
     SECRET,
     TOKEN,
     free_port,
@@ -45,6 +41,8 @@ from tg_harness import (  # noqa: E402
     next_update_id,
     webhook_env,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SCRIPTS: Sequence[tuple[str, Sequence[str]]] = (
     (
@@ -87,7 +85,8 @@ def cpu_seconds(pid: int) -> float | None:
 
 def start_standin() -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests/telegram/tg_standin.py"), "--token", TOKEN, "--no-record"],
+        [sys.executable, "-m", "tests.support.tg_standin", "--token", TOKEN, "--no-record"],
+        cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.i18n.catalog import CHINESE, normalize_locale
+from bot.config import DEFAULT_DATABASE_URL, Settings, load_settings_or_exit, terminal_locale
+from bot.i18n.catalog import normalize_locale
 from bot.spec.loader import SpecError
 
 if TYPE_CHECKING:
@@ -21,39 +22,38 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def _terminal_locale() -> str:
-    """The terminal's language (LC_ALL, LC_MESSAGES, LANG); Chinese when unknown."""
-    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
-        value = os.environ.get(name, "")
-        if value and value not in ("C", "POSIX") and not value.startswith("C."):
-            return normalize_locale(value, default=CHINESE)
-    return CHINESE
+def _with_database(settings: Settings, url: str | None) -> Settings:
+    """`--database-url`, when given, wins over DATABASE_URL."""
+    return dataclasses.replace(settings, database_url=url) if url else settings
 
 
-def cmd_chat(args: argparse.Namespace) -> int:
+def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     from bot.channels import terminal
 
-    locale = normalize_locale(args.lang) if args.lang else _terminal_locale()
-    terminal.run(locale, database_url=args.database_url)
+    locale = normalize_locale(args.lang) if args.lang else terminal_locale()
+    terminal.run(locale, _with_database(settings, args.database_url))
     return EXIT_OK
 
 
-def _load(dialogs: str | None, locales: str | None = None) -> tuple[Engine, Localizer] | None:
-    """The engine for `dialogs`, or None after printing every problem with its place."""
+def _load(
+    settings: Settings, dialogs: str | None = None, locales: str | None = None
+) -> tuple[Engine, Localizer] | None:
+    """The engine for `dialogs` (default: DIALOGS_DIR, else the bundled ones), or None after
+    printing every problem with its place."""
     from bot.runtime import build_engine
 
     try:
-        return build_engine(dialogs, locales)
+        return build_engine(dialogs or settings.dialogs_dir, locales or settings.locales_dir)
     except SpecError as err:
         print("\n".join(err.problems), file=sys.stderr)
         print(f"{len(err.problems)} problem(s) in the dialogs.", file=sys.stderr)
         return None
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
+def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     from bot.i18n.completeness import translation_problems
 
-    if (loaded := _load(args.dir, args.locales)) is None:
+    if (loaded := _load(settings, args.dir, args.locales)) is None:
         return EXIT_FAILED
     engine, localizer = loaded
     problems = translation_problems(engine.spec, localizer, tuple(loc for loc in localizer.locales if loc != "en"))
@@ -71,27 +71,27 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_graph(args: argparse.Namespace) -> int:
+def cmd_graph(args: argparse.Namespace, settings: Settings) -> int:
     from bot.spec.graph import mermaid
 
-    if (loaded := _load(args.dir)) is None:
+    if (loaded := _load(settings, args.dir)) is None:
         return EXIT_FAILED
     engine, _ = loaded
     if args.flow and args.flow not in engine.spec.flows:
         print(f"no flow '{args.flow}'; flows: {', '.join(engine.spec.flows)}", file=sys.stderr)
         return EXIT_USAGE
-    print(mermaid(engine.spec, args.flow))
+    print(mermaid(engine, args.flow))  # drawn from the machine this engine runs
     return EXIT_OK
 
 
-def cmd_test_dialogs(args: argparse.Namespace) -> int:
+def cmd_test_dialogs(args: argparse.Namespace, settings: Settings) -> int:
     from bot.dialogtests import run_folder
     from bot.runtime import dialogs_dir
 
-    if (loaded := _load(args.dir)) is None:
+    if (loaded := _load(settings, args.dir)) is None:
         return EXIT_FAILED
     engine, localizer = loaded
-    folder = Path(args.tests) if args.tests else dialogs_dir(args.dir) / "tests"
+    folder = Path(args.tests) if args.tests else dialogs_dir(args.dir or settings.dialogs_dir) / "tests"
     results = run_folder(engine, localizer, folder)
     failed = [r for r in results if not r.passed]
     for result in results:
@@ -102,8 +102,8 @@ def cmd_test_dialogs(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed or not results else EXIT_OK
 
 
-def cmd_diagnose(args: argparse.Namespace) -> int:
-    if (loaded := _load(args.dir)) is None:
+def cmd_diagnose(args: argparse.Namespace, settings: Settings) -> int:
+    if (loaded := _load(settings, args.dir)) is None:
         return EXIT_FAILED
     engine, _ = loaded
     slots = {}
@@ -125,11 +125,80 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_stats(args: argparse.Namespace) -> int:
+def cmd_eval_causes(args: argparse.Namespace, settings: Settings) -> int:
+    """Cross-validate the cause classifier on the examples; exit 1 below `--min-accuracy`."""
+    from bot.engine.classifier import cross_validate, describe
+    from bot.runtime import dialogs_dir
+    from bot.spec.loader import load_dialogs
+
+    try:
+        spec = load_dialogs(dialogs_dir(args.dir or settings.dialogs_dir))
+    except SpecError as err:
+        print("\n".join(err.problems), file=sys.stderr)
+        return EXIT_FAILED
+    examples = {cause.id: cause.examples for cause in spec.causes if cause.examples}
+    if len(examples) < 2 or args.folds < 2:
+        print("no examples to evaluate (dialogs/examples/*.yaml), or fewer than 2 folds", file=sys.stderr)
+        return EXIT_FAILED
+    result = cross_validate(examples, args.folds)
+    languages = sorted(set(result.langs), key=lambda lang: (lang != "zh", lang))
+    print("\n".join(describe(result, languages)))
+    worst = min(result.accuracy(lang) for lang in languages)
+    if args.min_accuracy is not None and worst < args.min_accuracy:
+        print(f"accuracy {worst:.3f} is below the floor {args.min_accuracy:.3f}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
+    """One typed answer read as the engine reads it: JSON value (and range) or the problem."""
+    from decimal import Decimal
+
+    from bot.engine.answers import OUT_OF_RANGE, Doubt, Kind, read_slot
+    from bot.engine.turn import Days, Money, Msg
+    from bot.i18n.catalog import Localizer
+    from bot.runtime import dialogs_dir, locales_dir
+    from bot.spec.loader import load_dialogs
+
+    try:
+        spec = load_dialogs(dialogs_dir(args.dir or settings.dialogs_dir))
+    except SpecError as err:
+        print("\n".join(err.problems), file=sys.stderr)
+        return EXIT_FAILED
+    slot = next((flow.slots[args.slot] for flow in spec.flows.values() if args.slot in flow.slots), None)
+    kinds = {kind.value: kind for kind in Kind}
+    if slot is None or slot.type.value not in kinds:
+        numeric = sorted({n for f in spec.flows.values() for n, s in f.slots.items() if s.type.value in kinds})
+        print(f"no number slot '{args.slot}'; number slots: {', '.join(numeric)}", file=sys.stderr)
+        return EXIT_USAGE
+    kind = kinds[slot.type.value]
+
+    def number(value: Decimal) -> int | float:
+        return int(value) if value == value.to_integral_value() else float(value)
+
+    read = read_slot(args.text, kind, slot.minimum, slot.maximum)
+    if read is None or isinstance(read, Doubt):
+        key = read.reason if read is not None else slot.invalid or f"invalid_{kind.value}"
+        values: dict[str, Money | Days | str] = {}
+        if key == OUT_OF_RANGE:
+            for name, limit in (("min", slot.minimum), ("max", slot.maximum)):
+                values[name] = "—" if limit is None else Money(limit) if kind is Kind.MONEY else Days(int(limit))
+        localizer = Localizer.load(locales_dir(args.locales or settings.locales_dir))
+        text = localizer.text(Msg(spec.messages.get(key, key), values), normalize_locale(args.lang))
+        print(json.dumps({"problem": text}, ensure_ascii=False))
+        return EXIT_OK
+    result = {"value": number(read.value)}
+    if read.low is not None and read.high is not None:
+        result |= {"low": number(read.low), "high": number(read.high)}
+    print(json.dumps(result))
+    return EXIT_OK
+
+
+def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     from bot.store import open_store
 
     async def read() -> dict[str, int]:
-        store = open_store(args.database_url or os.environ.get("DATABASE_URL") or "sqlite:///data/bot.sqlite3")
+        store = open_store(args.database_url or settings.database_url, hash_key=settings.event_hash_key)
         await store.open()
         try:
             return await store.stats()
@@ -140,19 +209,17 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_polling(args: argparse.Namespace) -> int:
+def cmd_polling(args: argparse.Namespace, settings: Settings) -> int:
     from bot.channels.telegram import run_polling
-    from bot.config import load_settings_or_exit
 
-    run_polling(load_settings_or_exit("polling"))
+    run_polling(settings)
     return EXIT_OK
 
 
-def cmd_webhook(args: argparse.Namespace) -> int:
-    from bot.config import load_settings_or_exit
+def cmd_webhook(args: argparse.Namespace, settings: Settings) -> int:
     from bot.web import run_webhook
 
-    run_webhook(load_settings_or_exit("webhook"))
+    run_webhook(settings)
     return EXIT_OK
 
 
@@ -162,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     chat = commands.add_parser("chat", help="talk to the advisor in this terminal (no token needed)")
     chat.add_argument("--lang", choices=["zh", "en", "zh_CN"], help="language (default: the terminal's)")
-    chat.add_argument("--database-url", help="default: $DATABASE_URL or sqlite:///data/bot.sqlite3")
+    chat.add_argument("--database-url", help=f"default: $DATABASE_URL or {DEFAULT_DATABASE_URL}")
     chat.set_defaults(run=cmd_chat)
 
     commands.add_parser("polling", help="run on Telegram by long polling (development)").set_defaults(run=cmd_polling)
@@ -190,16 +257,32 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose.add_argument("--dir", help="dialogs folder")
     diagnose.set_defaults(run=cmd_diagnose)
 
+    evaluate = commands.add_parser("eval-causes", help="cross-validate the cause classifier on the examples")
+    evaluate.add_argument("--folds", type=int, default=5, help="folds of the stratified cross-validation")
+    evaluate.add_argument("--min-accuracy", type=float, help="exit 1 when a language's accuracy is below this")
+    evaluate.add_argument("--dir", help="dialogs folder")
+    evaluate.set_defaults(run=cmd_eval_causes)
+
+    parse = commands.add_parser("parse", help="read a typed answer for a slot as the bot does (JSON)")
+    parse.add_argument("--slot", required=True, help="a days or money slot, e.g. days_overdue, amount")
+    parse.add_argument("--lang", choices=["zh", "en"], default="zh", help="language of the problem text")
+    parse.add_argument("--text", required=True, help="what the user typed")
+    parse.add_argument("--dir", help="dialogs folder")
+    parse.add_argument("--locales", help="catalogs folder")
+    parse.set_defaults(run=cmd_parse)
+
     stats = commands.add_parser("stats", help="anonymous usage counts from the store")
-    stats.add_argument("--database-url")
+    stats.add_argument("--database-url", help=f"default: $DATABASE_URL or {DEFAULT_DATABASE_URL}")
     stats.set_defaults(run=cmd_stats)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Every command reads the same settings; a broken one is reported before anything runs.
+    settings = load_settings_or_exit(args.command)
     try:
-        code: int = args.run(args)
+        code: int = args.run(args, settings)
     except BrokenPipeError:  # `python -m bot diagnose … | head`: the reader left, not an error
         sys.stderr.close()
         return EXIT_OK

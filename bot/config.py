@@ -1,8 +1,10 @@
 """Configuration from the environment, validated once at start.
 
-The variables are the operational contract in docs/design.md (and docs/deploy.md):
-every problem is reported on its own line, so an operator fixes them all in one go,
-and the CLI exits with code 2 instead of a traceback.
+Every setting is one row of `FIELDS` (in the style of Starlette's `Config`): its
+attribute, its variable, its default, how it is read and checked, and what it means.
+docs/deploy.md lists the same variables for operators. Every problem is reported on
+its own line, so an operator fixes them all in one go, and the CLI exits with code 2
+instead of a traceback. Nothing else in the bot reads the environment.
 """
 
 from __future__ import annotations
@@ -10,13 +12,15 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-DEFAULT_API_URL = "https://api.telegram.org"
-DEFAULT_DATABASE_URL = "sqlite:///data/bot.sqlite3"
+from bot.i18n.catalog import CHINESE, normalize_locale
+from bot.problems import ProblemsError
+
 OFFICIAL_API_HOST = "api.telegram.org"
 # Telegram accepts 1-256 characters of A-Z a-z 0-9 _ - as `secret_token`; anything
 # shorter than 16 is guessable, so we refuse it even though Telegram would not.
@@ -29,37 +33,206 @@ TOKEN_PATTERN = re.compile(r"\d+:[A-Za-z0-9_-]{20,}")
 TELEGRAM_WEBHOOK_PORTS = (80, 88, 443, 8443)
 TELEGRAM_MODES = ("polling", "webhook")
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-class ConfigError(Exception):
+class ConfigError(ProblemsError):
     """The environment does not describe a runnable bot; `problems` says why, one line each."""
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
+
+@dataclass
+class _Reading:
+    """What a parser may consult: the command, the settings read so far, and where to
+    report a problem."""
+
+    mode: str
+    values: dict[str, Any]
+    problems: list[str]
+
+    @property
+    def telegram(self) -> bool:
+        return self.mode in TELEGRAM_MODES
+
+
+Parser = Callable[[str, _Reading], Any]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One setting: `attr` of `Settings`, read from `env` (stripped; empty means unset),
+    `default` when unset, checked and converted by `parse`."""
+
+    attr: str
+    env: str
+    default: str
+    parse: Parser
+    help: str
+
+
+# --- parsers: each returns the value and appends any problem to `reading.problems` ------
+
+
+def _token(raw: str, reading: _Reading) -> str:
+    if reading.telegram and not raw:
+        reading.problems.append("TELEGRAM_BOT_TOKEN is missing: ask @BotFather for a token.")
+    elif raw and not TOKEN_PATTERN.fullmatch(raw):
+        # Never echo the token itself: it is a credential.
+        reading.problems.append(
+            "TELEGRAM_BOT_TOKEN does not look like a bot token (expected 123456:ABC..., as @BotFather gives it)."
+        )
+    return raw
+
+
+def _api_url(raw: str, reading: _Reading) -> str:
+    api_url = raw.rstrip("/") or DEFAULT_API_URL
+    parts = urlsplit(api_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        reading.problems.append(f"TELEGRAM_API_URL must be an http(s) URL such as {DEFAULT_API_URL}, got {api_url!r}.")
+    return api_url
+
+
+def _webhook_url(raw: str, reading: _Reading) -> str:
+    if reading.mode == "webhook":
+        official = urlsplit(reading.values.get("telegram_api_url", "")).hostname == OFFICIAL_API_HOST
+        reading.problems.extend(_check_webhook_url(raw, official_api=official))
+    return raw
+
+
+def _secret(raw: str, reading: _Reading) -> str:
+    if reading.mode == "webhook":
+        reading.problems.extend(_check_secret(raw))
+    return raw
+
+
+def _text(raw: str, reading: _Reading) -> str:
+    return raw
+
+
+def _whole(low: int, high: int) -> Callable[[str, str, _Reading], int]:
+    def parse(name: str, raw: str, reading: _Reading) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            reading.problems.append(f"{name} must be a whole number, got {raw!r}.")
+            return low
+        if not low <= value <= high:
+            reading.problems.append(f"{name} must be between {low} and {high}, got {value}.")
+        return value
+
+    return parse
+
+
+def _port(raw: str, reading: _Reading) -> int:
+    return _whole(1, 65535)("PORT", raw, reading)
+
+
+def _ttl(raw: str, reading: _Reading) -> int:
+    return _whole(1, 36500)("SESSION_TTL_DAYS", raw, reading)
+
+
+def _database_url(raw: str, reading: _Reading) -> str:
+    scheme = raw.split(":", 1)[0].lower() if ":" in raw else ""
+    if scheme not in DATABASE_SCHEMES:
+        reading.problems.append(
+            f"DATABASE_URL must start with sqlite:/// or postgresql://, got a URL with scheme {scheme or '(none)'!r}."
+        )
+    return raw
+
+
+def _admin_ids(raw: str, reading: _Reading) -> tuple[int, ...]:
+    ids: list[int] = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            ids.append(int(part))
+        except ValueError:
+            reading.problems.append(f"ADMIN_IDS must be Telegram user ids separated by commas, got {part!r}.")
+    return tuple(ids)
+
+
+def _folder(name: str) -> Parser:
+    def parse(raw: str, reading: _Reading) -> Path | None:
+        if not raw:
+            return None
+        path = Path(raw)
+        if not path.is_dir():
+            reading.problems.append(f"{name} is not a folder: {raw!r}.")
+            return None
+        return path
+
+    return parse
+
+
+def _max_rate(raw: str, reading: _Reading) -> float:
+    try:
+        rate = float(raw)
+        if not 0 <= rate <= 10_000:
+            raise ValueError(raw)
+    except ValueError:
+        reading.problems.append(f"TELEGRAM_MAX_RATE must be messages per second (0 = no limit), got {raw!r}.")
+        return float(DEFAULT_MAX_RATE)
+    return rate
+
+
+def _log_level(raw: str, reading: _Reading) -> str:
+    level = raw.upper()
+    if level not in LOG_LEVELS:
+        reading.problems.append(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {level!r}.")
+    return level
+
+
+def _hash_key(raw: str, reading: _Reading) -> bytes | None:
+    return raw.encode("utf-8") if raw else None
+
+
+DEFAULT_API_URL = "https://api.telegram.org"
+DEFAULT_DATABASE_URL = "sqlite:///data/bot.sqlite3"
+DEFAULT_MAX_RATE = "30"
+
+# In reading order: a parser may consult the values above it (WEBHOOK_URL reads TELEGRAM_API_URL).
+FIELDS: tuple[Field, ...] = (
+    Field("telegram_bot_token", "TELEGRAM_BOT_TOKEN", "", _token, "the token from @BotFather (polling, webhook)"),
+    Field("telegram_api_url", "TELEGRAM_API_URL", DEFAULT_API_URL, _api_url, "root of the Bot API server"),
+    Field("webhook_url", "WEBHOOK_URL", "", _webhook_url, "the public URL Telegram posts to (webhook)"),
+    Field("webhook_secret", "WEBHOOK_SECRET", "", _secret, "Telegram's secret_token, 16-256 characters (webhook)"),
+    # A container listens on all interfaces by design.
+    Field("host", "HOST", "0.0.0.0", _text, "where the webhook server listens"),  # noqa: S104
+    Field("port", "PORT", "8080", _port, "the webhook server's port"),
+    Field("database_url", "DATABASE_URL", DEFAULT_DATABASE_URL, _database_url, "sqlite:///path or postgresql://…"),
+    Field("admin_ids", "ADMIN_IDS", "", _admin_ids, "Telegram user ids who may send /stats, comma-separated"),
+    Field("session_ttl_days", "SESSION_TTL_DAYS", "30", _ttl, "idle conversations are deleted after this"),
+    Field("dialogs_dir", "DIALOGS_DIR", "", _folder("DIALOGS_DIR"), "an operator's dialogs (default: bundled)"),
+    Field("locales_dir", "LOCALES_DIR", "", _folder("LOCALES_DIR"), "an operator's catalogs (default: bundled)"),
+    # Outgoing messages per second over all chats (Telegram's broadcast limit is about 30);
+    # 0 turns the overall limit off, e.g. behind a self-hosted Bot API server.
+    Field("telegram_max_rate", "TELEGRAM_MAX_RATE", DEFAULT_MAX_RATE, _max_rate, "messages per second, 0 = no limit"),
+    Field("log_level", "LOG_LEVEL", "INFO", _log_level, "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+    Field("event_hash_key", "EVENT_HASH_KEY", "", _hash_key, "key of the statistics hash (default: kept in the DB)"),
+)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the bot reads from its environment (see docs/deploy.md)."""
+    """Everything the bot reads from its environment (see `FIELDS` and docs/deploy.md)."""
 
     mode: str
     # Credentials stay out of repr(), so a logged Settings never leaks them.
-    telegram_bot_token: str = field(default="", repr=False)
-    telegram_api_url: str = DEFAULT_API_URL
-    webhook_url: str = ""
-    webhook_secret: str = field(default="", repr=False)
-    host: str = "0.0.0.0"  # noqa: S104 - a container listens on all interfaces by design
-    port: int = 8080
-    database_url: str = DEFAULT_DATABASE_URL
-    admin_ids: tuple[int, ...] = ()
-    session_ttl_days: int = 30
-    dialogs_dir: Path | None = None
-    locales_dir: Path | None = None
-    # Outgoing messages per second over all chats (Telegram's broadcast limit is about 30);
-    # 0 turns the overall limit off, e.g. behind a self-hosted Bot API server.
-    telegram_max_rate: float = 30.0
-    log_level: str = "INFO"
+    telegram_bot_token: str = field(repr=False)
+    telegram_api_url: str
+    webhook_url: str
+    webhook_secret: str = field(repr=False)
+    host: str
+    port: int
+    database_url: str = field(repr=False)  # may hold a password
+    admin_ids: tuple[int, ...]
+    session_ttl_days: int
+    dialogs_dir: Path | None
+    locales_dir: Path | None
+    telegram_max_rate: float
+    log_level: str
+    event_hash_key: bytes | None = field(repr=False)
 
     @property
     def webhook_path(self) -> str:
@@ -81,89 +254,13 @@ class Settings:
         """Read and validate the environment for `mode` (`polling`, `webhook`, or any
         other command, which needs no Telegram settings). Raises `ConfigError`."""
         env = os.environ if environ is None else environ
-        problems: list[str] = []
-        telegram = mode in TELEGRAM_MODES
-
-        def get(name: str, default: str = "") -> str:
-            return env.get(name, default).strip()
-
-        token = get("TELEGRAM_BOT_TOKEN")
-        if telegram and not token:
-            problems.append("TELEGRAM_BOT_TOKEN is missing: ask @BotFather for a token.")
-        elif token and not TOKEN_PATTERN.fullmatch(token):
-            # Never echo the token itself: it is a credential.
-            problems.append(
-                "TELEGRAM_BOT_TOKEN does not look like a bot token (expected 123456:ABC..., as @BotFather gives it)."
-            )
-
-        api_url = get("TELEGRAM_API_URL", DEFAULT_API_URL).rstrip("/") or DEFAULT_API_URL
-        api_parts = urlsplit(api_url)
-        if api_parts.scheme not in ("http", "https") or not api_parts.hostname:
-            problems.append(f"TELEGRAM_API_URL must be an http(s) URL such as {DEFAULT_API_URL}, got {api_url!r}.")
-        official_api = api_parts.hostname == OFFICIAL_API_HOST
-
-        webhook_url = get("WEBHOOK_URL")
-        secret = get("WEBHOOK_SECRET")
-        if mode == "webhook":
-            problems.extend(_check_webhook_url(webhook_url, official_api=official_api))
-            problems.extend(_check_secret(secret))
-
-        host = get("HOST", "0.0.0.0") or "0.0.0.0"  # noqa: S104 - see Settings.host
-        port = _int(get("PORT", "8080"), "PORT", 1, 65535, problems)
-
-        database_url = get("DATABASE_URL", DEFAULT_DATABASE_URL) or DEFAULT_DATABASE_URL
-        scheme = database_url.split(":", 1)[0].lower() if ":" in database_url else ""
-        if scheme not in DATABASE_SCHEMES:
-            problems.append(
-                "DATABASE_URL must start with sqlite:/// or postgresql://, "
-                f"got a URL with scheme {scheme or '(none)'!r}."
-            )
-
-        admin_ids: list[int] = []
-        for part in get("ADMIN_IDS").split(","):
-            part = part.strip()
-            if not part:
-                continue
-            try:
-                admin_ids.append(int(part))
-            except ValueError:
-                problems.append(f"ADMIN_IDS must be Telegram user ids separated by commas, got {part!r}.")
-
-        ttl = _int(get("SESSION_TTL_DAYS", "30"), "SESSION_TTL_DAYS", 1, 36500, problems)
-        dialogs_dir = _folder(get("DIALOGS_DIR"), "DIALOGS_DIR", problems)
-        locales_dir = _folder(get("LOCALES_DIR"), "LOCALES_DIR", problems)
-
-        max_rate = 30.0
-        raw_rate = get("TELEGRAM_MAX_RATE", "30")
-        try:
-            max_rate = float(raw_rate)
-            if not 0 <= max_rate <= 10_000:
-                raise ValueError(raw_rate)
-        except ValueError:
-            problems.append(f"TELEGRAM_MAX_RATE must be messages per second (0 = no limit), got {raw_rate!r}.")
-
-        log_level = get("LOG_LEVEL", "INFO").upper() or "INFO"
-        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-            problems.append(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {log_level!r}.")
-
-        if problems:
-            raise ConfigError(problems)
-        return cls(
-            mode=mode,
-            telegram_bot_token=token,
-            telegram_api_url=api_url,
-            webhook_url=webhook_url,
-            webhook_secret=secret,
-            host=host,
-            port=port,
-            database_url=database_url,
-            admin_ids=tuple(admin_ids),
-            session_ttl_days=ttl,
-            dialogs_dir=dialogs_dir,
-            locales_dir=locales_dir,
-            telegram_max_rate=max_rate,
-            log_level=log_level,
-        )
+        reading = _Reading(mode, {}, [])
+        for setting in FIELDS:
+            raw = env.get(setting.env, "").strip() or setting.default
+            reading.values[setting.attr] = setting.parse(raw, reading)
+        if reading.problems:
+            raise ConfigError(reading.problems)
+        return cls(mode=mode, **reading.values)
 
 
 def load_settings_or_exit(mode: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -176,6 +273,16 @@ def load_settings_or_exit(mode: str, environ: Mapping[str, str] | None = None) -
             print(f"  - {problem}", file=sys.stderr)
         print("See docs/deploy.md for every variable.", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def terminal_locale(environ: Mapping[str, str] | None = None) -> str:
+    """The terminal's language (LC_ALL, LC_MESSAGES, LANG, as POSIX orders them); Chinese when unknown."""
+    env = os.environ if environ is None else environ
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = env.get(name, "")
+        if value and value not in ("C", "POSIX") and not value.startswith("C."):
+            return normalize_locale(value, default=CHINESE)
+    return CHINESE
 
 
 def _check_webhook_url(url: str, *, official_api: bool) -> list[str]:
@@ -222,24 +329,3 @@ def _check_secret(secret: str) -> list[str]:
     elif len(secret) > SECRET_MAX:
         problems.append(f"WEBHOOK_SECRET is too long ({len(secret)} characters): Telegram allows {SECRET_MAX}.")
     return problems
-
-
-def _int(raw: str, name: str, low: int, high: int, problems: list[str]) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        problems.append(f"{name} must be a whole number, got {raw!r}.")
-        return low
-    if not low <= value <= high:
-        problems.append(f"{name} must be between {low} and {high}, got {value}.")
-    return value
-
-
-def _folder(raw: str, name: str, problems: list[str]) -> Path | None:
-    if not raw:
-        return None
-    path = Path(raw)
-    if not path.is_dir():
-        problems.append(f"{name} is not a folder: {raw!r}.")
-        return None
-    return path

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from bot.engine.engine import Engine
 from bot.engine.events import Chose, Event, Start
@@ -19,6 +20,9 @@ from bot.i18n.catalog import Localizer
 from bot.store.base import Store
 
 log = logging.getLogger(__name__)
+
+# The `milestone:` of the dialog state that shows the plan (statistics: plans shown).
+PLAN_MILESTONE = "plan"
 
 Deliver = Callable[[Turn], Awaitable[None]]
 
@@ -63,16 +67,14 @@ class Advisor:
         default_locale = self.engine.locales[0]
         if damaged:
             # A row the current code cannot read: restart the user and tell them why.
-            broken = Session(flow="", state="", locale=locale or default_locale)
-            return self.engine.handle(broken, event)
+            return self.engine.restart(locale or default_locale, version=1)
         if session is None:
             start_locale = event.locale if isinstance(event, Start) and event.locale else locale
             fresh = self.engine.new_session(start_locale or default_locale)
             # Whatever a newcomer sends first, they get the greeting and the first question;
             # a button from a conversation that no longer exists is not an answer.
             turn = self.engine.handle(fresh, Start(fresh.locale))
-            turn.stale = isinstance(event, Chose)
-            return turn
+            return replace(turn, stale=isinstance(event, Chose))
         return self.engine.handle(session, event)
 
     async def forget(self, chat_key: str, *, update_id: int | None = None) -> bool:
@@ -90,7 +92,7 @@ class Advisor:
         names = []
         if started or isinstance(event, Start):
             names.append("conversation_started")
-        if turn.finished and turn.changed:
+        if PLAN_MILESTONE in turn.milestones and turn.changed:
             top = self.engine.assess(turn.session.slots)
             names.append(f"plan_shown.{turn.session.flow}.{top[0].cause.id if top else 'none'}")
         for name in names:

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.channels.terminal import render_turn
+from bot.engine.commands import parse_command
 from bot.engine.engine import Engine
-from bot.engine.events import Chose, Command, CommandName, Event, Said, Start
+from bot.engine.events import Chose, Event, Said, Start
 from bot.engine.turn import Turn
 from bot.i18n.catalog import Localizer, normalize_locale
 from bot.spec.loader import MarkedList, MarkedMap, read_yaml
@@ -82,11 +83,10 @@ def _event(step: MarkedMap, turn: Turn) -> Event | None:
     if "press" in step and isinstance(step["press"], int):
         return Chose(turn.session.version, step["press"] - 1)
     if "command" in step:
-        name, _, argument = str(step["command"]).partition(" ")
-        try:
-            return Command(CommandName(name.strip("/")), argument)
-        except ValueError:
-            return None
+        # `command: back` and `command: /lang en` alike; /forget and /stats are not dialog events.
+        text = str(step["command"]).strip()
+        command = parse_command(text if text.startswith("/") else f"/{text}")
+        return command.event(turn.session.locale) if command is not None else None
     if "start" in step:
         return Start(turn.session.locale)
     return None

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bot.engine.engine import Engine
 from bot.i18n.catalog import Localizer
-from bot.runtime import PROJECT_ROOT, build_engine
-
-DIALOGS = PROJECT_ROOT / "dialogs"
-LOCALES = PROJECT_ROOT / "locales"
+from bot.runtime import build_engine
+from tests.support.cli import DIALOGS, LOCALES
 
 
 @pytest.fixture(scope="session")
@@ -39,19 +34,3 @@ def dialogs_copy(tmp_path: Path) -> Path:
     target = tmp_path / "dialogs"
     shutil.copytree(DIALOGS, target, ignore=shutil.ignore_patterns("tests"))
     return target
-
-
-def run_bot(
-    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """`python -m bot ARGS` as an operator runs it, from the project folder."""
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=PROJECT_ROOT,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-        check=False,
-    )

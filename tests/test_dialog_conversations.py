@@ -11,7 +11,7 @@ from bot.engine.engine import Engine
 from bot.i18n.catalog import Localizer
 from bot.runtime import PROJECT_ROOT
 from bot.spec.loader import MarkedMap, read_yaml
-from tests.conftest import run_bot
+from tests.support.cli import run_bot
 
 TESTS_DIR = PROJECT_ROOT / "dialogs" / "tests"
 

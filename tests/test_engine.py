@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from bot.engine.events import Chose, Command, CommandName, Event, Said, Start
 from bot.engine.session import Session
 from bot.engine.turn import Phrase, Ranking, Say, Tone, Turn
 from bot.i18n.catalog import Localizer
+from bot.spec.loader import load_dialogs
 
 
 def start(engine: Engine, locale: str = "en") -> Turn:
@@ -150,14 +152,29 @@ def test_a_session_whose_state_was_removed_recovers(engine: Engine, localizer: L
 
 def test_a_full_conversation_reaches_the_plan(engine: Engine, localizer: Localizer) -> None:
     turn = play(engine, start(engine), 1, 1, "45", "20000", "skip", "no", "yes", "no", "none", "yes")
-    assert turn.finished
-    ranking = next(b for b in turn.blocks if isinstance(b, Ranking))
-    assert ranking.causes[0].cause_id == "unstable_income"
-    assert abs(sum(c.probability for c in ranking.causes) - 1) < 1e-9
+    # The plan opens with a short summary and a menu: a point reached, not an end.
+    assert "plan" in turn.milestones and not turn.finished
+    assert not any(isinstance(b, Ranking) for b in turn.blocks)  # no ranking bars in the plan
     text = render_turn(turn, localizer)
-    assert "CN¥20,000.00" in text and "45 days" in text
-    assert any(isinstance(b, Phrase) for b in turn.blocks)
-    assert "***" not in text
+    assert "Your plan in short. What most probably led to this: Unstable income." in text
+    assert "You said your income has not been stable." in text  # the person's own evidence
+    assert "Credit card, 45 days overdue, about CN¥20,000.00." in text
+    assert "The one thing to do today: call your bank" in text
+    assert "***" not in text and "{" not in text
+    assert turn.question is not None and turn.question.state == "menu_summary"
+    assert "Shall we go through the plan, one step at a time?" in text
+    assert [localizer.text(o.label, "en") for o in turn.question.options] == ["Next step", "What to say", "Calculator"]
+    # "What to say" gives the phrases, built from the person's facts, and the same menu again.
+    script = play(engine, turn, 2)
+    phrases = [localizer.text(b.text, "en") for b in script.blocks if isinstance(b, Phrase)]
+    opening = "Hello, my credit card repayment is 45 days overdue, and I owe about CN¥20,000.00. I want to repay it."
+    assert phrases[0] == opening
+    assert script.question is not None and script.question.state == "menu_summary"
+    assert "plan" not in script.milestones  # the plan is counted once, when it is shown
+    # "Next step" goes on to step 1, not back to the start.
+    step = play(engine, turn, 1)
+    assert "Step 1 of 4" in render_turn(step, localizer)
+    assert step.session.flow == "cardholder" and not step.finished
 
 
 def _random_walk(engine: Engine, rng: random.Random) -> set[tuple[str, str]]:
@@ -198,3 +215,43 @@ def test_every_state_of_every_flow_is_reached(engine: Engine) -> None:
         seen |= _random_walk(engine, rng)
     every = {(f.name, name) for f in engine.spec.flows.values() for name in f.states}
     assert every <= seen, every - seen
+
+
+def test_skip_words_come_from_settings(dialogs_copy: Path) -> None:
+    settings = dialogs_copy / "settings.yaml"
+    text = settings.read_text(encoding="utf-8")
+    assert "skip_words: [" in text
+    settings.write_text(text.replace("skip_words: [", "skip_words: [no idea, ", 1), encoding="utf-8")
+    edited = Engine(load_dialogs(dialogs_copy))
+    at_amount = play(edited, start(edited), 1, 1, "45")
+    assert at_amount.question is not None and at_amount.question.state == "amount"
+    skipped = edited.handle(at_amount.session, Said("No idea"))
+    assert skipped.session.state == "story" and "amount" not in skipped.session.slots
+    # a word that is not in the list is read as an answer, and is not one
+    assert edited.handle(at_amount.session, Said("whatever")).session.state == "amount"
+
+
+def test_restart_is_a_fresh_conversation_with_or_without_notice(engine: Engine, localizer: Localizer) -> None:
+    turn = engine.restart("zh_CN", version=8)
+    assert (turn.session.flow, turn.session.state, turn.session.version) == ("start", "role", 8)
+    assert turn.session.locale == "zh_CN" and turn.session.slots == {} and turn.session.history == ()
+    first = turn.blocks[0]
+    assert isinstance(first, Say) and first.tone is Tone.WARNING
+    assert first.text.msgid == engine.spec.messages["session_updated"]
+    quiet = engine.restart("en", notice=False)
+    assert all(not (isinstance(b, Say) and b.tone is Tone.WARNING) for b in quiet.blocks)
+    assert "I am Overdue Advisor" in render_turn(quiet, localizer)
+    assert engine.restart("xx").session.locale == engine.locales[0]  # an unknown language falls back
+
+
+def test_an_end_state_finishes_through_the_machine(engine: Engine, localizer: Localizer) -> None:
+    # The staff flow still ends (the cardholder plan ends in a menu instead).
+    turn = play(engine, start(engine), 2, 1, "45", "20000")
+    assert turn.finished and turn.question is None
+    assert turn.session.flow == "staff" and "plan" in turn.milestones
+    assert engine.machine.get_state(f"{turn.session.flow}.{turn.session.state}").final
+    assert "Those are the five steps." in render_turn(turn, localizer)
+    # anything typed after the end starts over at the role question
+    again = engine.handle(turn.session, Said("hello"))
+    assert (again.session.flow, again.session.state) == ("start", "role")
+    assert "Who are you?" in render_turn(again, localizer)

@@ -6,13 +6,14 @@ import json
 import os
 import pty
 import select
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from bot.runtime import PROJECT_ROOT
-from tests.conftest import run_bot
+from tests.support.cli import run_bot
 
 
 def _chat(stdin: str, *args: str, env: dict[str, str] | None = None, db: Path) -> subprocess.CompletedProcess[str]:
@@ -20,18 +21,33 @@ def _chat(stdin: str, *args: str, env: dict[str, str] | None = None, db: Path) -
 
 
 def test_piped_chinese_conversation_to_the_plan(tmp_path: Path) -> None:
-    lines = ["1", "1", "两个月", "两万三", "上个月被裁员了，一直没找到工作", "没有", "没有", "没有", "是"]
+    lines = ["1", "1", "两个月", "两万三", "上个月被裁员了，一直没找到工作", "没有", "没有", "没有", "是", "话术"]
     result = _chat("\n".join(lines) + "\n", "--lang", "zh", db=tmp_path / "chat.sqlite3")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "请问您是？" in out and "  1. 我有一笔还款逾期了" in out
     assert "逾期多少天了？" in out
-    assert "收入不稳定 ▇" in out  # the diagnosis chart, top cause first
-    assert out.index("收入不稳定 ▇") < out.index("未及时还款提醒 ▇")
-    assert "¥23,000.00" in out and "60天" in out
-    assert "您好，我的信用卡目前逾期60天，欠款¥23,000.00。" in out
+    # Typed numbers are read back, so a misreading can be caught at once.
+    assert "好的：逾期60天（如有误，发送 /back 修改）。" in out
+    assert "好的：¥23,000.00（如有误，发送 /back 修改）。" in out
+    # The plan opens with a short summary: the top cause with the person's own evidence,
+    # what was understood (两个月 → 60天, 两万三 → ¥23,000), and a step menu; no ranking bars.
+    summary = out[out.index("方案概要。") :]
+    assert summary.startswith("方案概要。这次逾期最可能的原因是：收入不稳定。您说最近收入不稳定。")
+    assert "我了解到的情况：信用卡，已逾期60天，欠款约¥23,000.00。" in summary
+    assert "今天最要紧的一件事：给银行打电话" in summary
+    assert "我们一步一步来看这个方案，好吗？\n  1. 下一步\n  2. 沟通话术\n  3. 还款计算器" in summary
+    assert "▇" not in out
+    # "话术" from the menu: the call script, each phrase on its own quoted line, built from
+    # the person's facts and the hardship they reported; then the same menu again.
+    script = out[out.index("> 话术") :]
+    assert "  │ 您好，我的信用卡目前逾期60天，欠款约¥23,000.00。我有还款意愿。" in script
+    assert "  │ 我最近几个月收入不太稳定。" in script
+    assert "原因是" not in script  # never a cause label in the words for the bank
+    assert script.rstrip().endswith("  3. 还款计算器")
     assert "Traceback" not in result.stderr
-    # The operator's anonymous counts: one conversation, one plan led by its top cause.
+    # The operator's anonymous counts: one conversation, one plan led by its top cause
+    # (counted once, although the conversation went on after the summary).
     stats = run_bot("stats", "--database-url", f"sqlite:///{tmp_path / 'chat.sqlite3'}")
     counts = json.loads(stats.stdout)
     assert counts["event:conversation_started"] == 1
@@ -94,3 +110,18 @@ def test_interactive_session_in_a_real_terminal(tmp_path: Path) -> None:
         assert os.WEXITSTATUS(status) == 0
     finally:
         os.close(fd)
+
+
+def test_the_terminal_knows_the_same_commands_as_telegram(tmp_path: Path) -> None:
+    db = tmp_path / "chat.sqlite3"
+    result = _chat("1\n/lang zh\n/language@overdue_advisor_bot en\n/nonsense\n/forget\n", "--lang", "en", db=db)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    # /lang is /language: the question is asked again in Chinese, then in English.
+    assert "Which repayment is overdue?" in out
+    assert out.index("哪一笔还款逾期了？") < out.rindex("Which repayment is overdue?")
+    assert "Done: everything about you has been erased." in out
+    assert "I don't know that command." in out
+    # /forget erased the conversation: nothing is left in the store.
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("SELECT count(*) FROM sessions").fetchone()[0] == 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.engine.turn import Percent, Phrase, Ranking, Say, Tone, Turn
+from bot.engine.turn import Percent, Phrase, Ranking, Repayment, Say, Tone, Turn
 from bot.i18n.catalog import Localizer
 
 BAR_WIDTH = 10
@@ -26,6 +26,7 @@ class PieceKind(StrEnum):
     URGENT = "urgent"
     PHRASE = "phrase"
     RANKING = "ranking"
+    CHART = "chart"  # the repayment chart's title: a picture where the channel can show one
 
 
 @dataclass(frozen=True)
@@ -76,4 +77,8 @@ def render_blocks(turn: Turn, localizer: Localizer, locale: str | None = None) -
             pieces.append(Piece(PieceKind.PHRASE, localizer.text(block.text, locale), title))
         elif isinstance(block, Ranking):
             pieces.append(Piece(PieceKind.RANKING, render_ranking(block, localizer, locale)))
+        elif isinstance(block, Repayment):
+            pieces.extend(Piece(PieceKind.PARAGRAPH, localizer.text(line, locale)) for line in block.lines)
+            # A channel that can show pictures draws the chart where this marker stands.
+            pieces.append(Piece(PieceKind.CHART, localizer.text(block.title, locale)))
     return pieces

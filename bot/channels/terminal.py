@@ -11,8 +11,10 @@ import sys
 from typing import TextIO
 
 from bot.channels.plain import PieceKind, render_blocks
+from bot.config import Settings
 from bot.conversations import Advisor
-from bot.engine.events import Command, CommandName, Event, Said, Start
+from bot.engine.commands import Slash, SlashCommand, parse_command
+from bot.engine.events import Event, Said, Start
 from bot.engine.turn import Turn
 from bot.i18n.catalog import Localizer
 from bot.runtime import build_advisor
@@ -30,6 +32,8 @@ def render_turn(turn: Turn, localizer: Localizer) -> str:
     locale = turn.session.locale
     lines: list[str] = []
     for piece in render_blocks(turn, localizer, locale):
+        if piece.kind is PieceKind.CHART:
+            continue  # a terminal shows the calculator's table alone
         if piece.kind is PieceKind.PHRASE:
             if piece.title:
                 lines.append(f"【{piece.title}】")
@@ -46,19 +50,17 @@ def render_turn(turn: Turn, localizer: Localizer) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def parse_line(line: str) -> Event | None:
-    """A typed line as an event; None for an empty line."""
+def parse_line(line: str) -> Event | SlashCommand | None:
+    """A typed line as an engine event, or a command the terminal carries out itself
+    (/forget, /stats); None for an empty line. An unknown command stays what the user
+    said: the engine answers it."""
     text = line.strip()
     if not text:
         return None
-    if text.startswith("/"):
-        name, _, argument = text[1:].partition(" ")
-        try:
-            return Command(CommandName(name.lower()), argument.strip())
-        except ValueError:
-            if name.lower() == "start":
-                return Start()
-    return Said(text)
+    command = parse_command(text)
+    if command is None:
+        return Said(text)
+    return command.event() or command
 
 
 async def chat(advisor: Advisor, locale: str, stdin: TextIO, stdout: TextIO, chat_key: str = "terminal") -> None:
@@ -81,15 +83,35 @@ async def chat(advisor: Advisor, locale: str, stdin: TextIO, stdout: TextIO, cha
         if not interactive:
             stdout.write(f"> {line.strip()}\n")
         event = parse_line(line)
-        if event is not None:
+        if isinstance(event, SlashCommand):
+            await _carry_out(advisor, event, chat_key, stdout, locale)
+        elif event is not None:
             await advisor.handle(chat_key, event, deliver=show)
 
 
-def run(locale: str, database_url: str | None = None) -> None:
+async def _carry_out(advisor: Advisor, command: SlashCommand, chat_key: str, stdout: TextIO, locale: str) -> None:
+    """The commands the channel carries out: at a terminal the operator is the user, so
+    /forget needs no confirmation button and /stats is allowed."""
+    session = await advisor.store.load(chat_key)
+    locale = session.locale if session is not None else locale
+    if command.name is Slash.FORGET:
+        await advisor.forget(chat_key)
+        lines = [advisor.localizer.text(advisor.engine.message("forget_done"), locale)]
+    elif command.name is Slash.STATS:
+        counts = await advisor.store.stats()
+        title = advisor.localizer.text(advisor.engine.message("stats_title"), locale)
+        lines = [title, *(f"{name}: {count}" for name, count in sorted(counts.items()))]
+    else:  # pragma: no cover - every other command is an engine event
+        return
+    stdout.write("\n".join(lines) + "\n\n")
+    stdout.flush()
+
+
+def run(locale: str, settings: Settings) -> None:
     """Blocking entry point for `python -m bot chat`."""
 
     async def main() -> None:
-        advisor = await build_advisor(database_url=database_url)
+        advisor = await build_advisor(settings)
         try:
             await chat(advisor, locale, sys.stdin, sys.stdout)
         finally:

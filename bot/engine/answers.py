@@ -14,17 +14,45 @@ of a number of years counts in 30-day months, so half a year is 180 days and 一
 "十几天" take the number that was said (90, 90, 10).
 
 Money is in yuan (CNY): another currency ("$500", "500美元") is not understood.
+
+`read_days` / `read_money` keep more of what was meant: a range stays a range
+("三四个月" is 90–120 days, its middle 105 used for estimates), a hedge marks the
+reading approximate, and what must not be guessed ("3 or 40", "$500", "12.000", "几千")
+is a `Doubt` naming the message that asks again with an example. `read_slot` adds the
+slot's limits; `readback` and `shown` say what was understood. `parse_days` and
+`parse_money` are their one-number forms (a range gives its middle, a doubt None).
 """
 
+import decimal
 import re
 import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 from functools import lru_cache
 from typing import Final
 
 import cn2an
 
-__all__ = ["parse_bool", "parse_days", "parse_money"]
+from bot.engine.turn import Days, Money, Msg
+
+__all__ = [
+    "Doubt",
+    "Kind",
+    "Reading",
+    "is_unsure",
+    "parse_bool",
+    "parse_days",
+    "parse_money",
+    "read_days",
+    "read_money",
+    "read_number",
+    "read_slot",
+    "readback",
+    "shown",
+    "within_limits",
+]
 
 # No answer to "how many days / how much" is this long; the cap also bounds the cost of
 # a call and keeps every number small enough for exact arithmetic.
@@ -229,7 +257,7 @@ def _alternatives(words: str) -> str:
 _HEDGES_BEFORE: Final = (
     "about around approximately approx approx. roughly almost nearly over under "
     "more_than less_than at_least at_most close_to just_over just_under maybe probably "
-    "perhaps like just only already exactly some ~ ≈ "
+    "perhaps like just only already exactly some up_to ~ ≈ "
     "约 大约 大概 大致 差不多 将近 接近 快要 快 近 超过 多于 不到 不超过 少于 至少 起码 "
     "最多 已经 已 都 有 估计 可能 应该 才 刚 刚好 正好 整整 足足 大约有 大概有"
 )
@@ -243,6 +271,7 @@ _HEDGES_AFTER: Final = (
 _DAYS_PER_UNIT: Final[dict[str, int]] = {
     **dict.fromkeys(("天", "日", "day", "days", "d"), 1),
     **dict.fromkeys(("周", "星期", "礼拜", "week", "weeks", "wk", "wks", "w"), 7),
+    **dict.fromkeys(("fortnight", "fortnights"), 14),
     **dict.fromkeys(("月", "month", "months", "mo", "mos", "mth", "mths"), 30),
     **dict.fromkeys(("年", "year", "years", "yr", "yrs", "y"), 365),
 }
@@ -278,15 +307,8 @@ def _days(numerator: int, denominator: int, per_unit: int) -> int:
     return (twice + denominator) // (2 * denominator)
 
 
-def parse_days(text: str) -> int | None:
-    """Read a number of days: "45", "45天", "两个月", "一个半月", "3 weeks", "about 2 months".
-
-    Week = 7, month = 30, year = 365 days, half a year = 180; a bare number is days.
-    Returns None when the text is not a number of days (or is negative).
-    """
-    normal = _normalize(text)
-    if normal is None:
-        return None
+def _single_days(normal: str) -> int | None:
+    """One number of days in already normalized text, or None."""
     match = _DAYS_RE.fullmatch(normal)
     if match is None:
         return None
@@ -318,7 +340,7 @@ def parse_days(text: str) -> int | None:
 
 _POWER_OF_MULTIPLIER: Final[dict[str, int]] = {
     **dict.fromkeys(("百", "hundred"), 2),
-    **dict.fromkeys(("千", "k", "thousand"), 3),
+    **dict.fromkeys(("千", "k", "thousand", "grand"), 3),
     **dict.fromkeys(("万", "w", "wan"), 4),
     **dict.fromkeys(("百万", "million", "mn", "m"), 6),
     "千万": 7,
@@ -338,15 +360,8 @@ _MONEY_RE: Final = re.compile(
 )
 
 
-def parse_money(text: str) -> Decimal | None:
-    """Read an amount in yuan: "15000", "1.5万", "两万三", "3k", "¥8,000", "1.2w", "about 20000".
-
-    The Decimal is exact (1.5万 is exactly 15000). Returns None when the text is not an
-    amount in yuan (or is negative, or names another currency).
-    """
-    normal = _normalize(text)
-    if normal is None:
-        return None
+def _single_money(normal: str) -> Decimal | None:
+    """One amount in yuan in already normalized text, or None."""
     match = _MONEY_RE.fullmatch(normal)
     if match is None:
         return None
@@ -492,3 +507,359 @@ def parse_bool(text: str) -> bool | None:
         if candidate in _NO:
             return False
     return None
+
+
+# ---------------------------------------------------------------- readings with doubt
+#
+# The parsers above read one exact value. What people type is often a range ("三四个月",
+# "5到6万", "1-3 months"), an approximation ("两万多", "快三个月") or something that must
+# not be guessed ("3 or 40", "$500", "12.000"). The readers below sit on top of them:
+# a Reading keeps a range as a range, a Doubt names the message that asks again.
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A number the user gave: `value` is used for estimates (the middle of a range).
+
+    `low`/`high` are set together, only for a range, with low <= value <= high.
+    `approximate` is true for a range or a hedged number ("两万多", "about 45 days").
+    Days are whole numbers of days; money is yuan, exact.
+    """
+
+    value: Decimal
+    low: Decimal | None = None
+    high: Decimal | None = None
+    approximate: bool = False
+
+    @property
+    def is_range(self) -> bool:
+        """True when the user gave two ends ("3–4个月")."""
+        return self.low is not None and self.high is not None
+
+
+@dataclass(frozen=True)
+class Doubt:
+    """The text holds a number that must not be guessed; `reason` is a messages.yaml key.
+
+    Each reason's text asks again with an example. `out_of_range` takes {min} and {max}.
+    """
+
+    reason: str
+
+
+class Kind(StrEnum):
+    """What a typed number measures (the slot types that take numbers)."""
+
+    DAYS = "days"
+    MONEY = "money"
+
+
+Read = Reading | Doubt | None
+
+DOUBT_TWO_NUMBERS: Final = "doubt_two_numbers"
+DOUBT_CURRENCY: Final = "doubt_currency"
+DOUBT_SEPARATOR: Final = "doubt_separator"
+DOUBT_VAGUE_DAYS: Final = "doubt_vague_days"
+DOUBT_VAGUE_MONEY: Final = "doubt_vague_money"
+OUT_OF_RANGE: Final = "out_of_range"
+
+# Arithmetic on readings must be exact whatever the caller's decimal context (the
+# engine's thread may trap Inexact); inputs are at most _MAX_LEN characters, so 200
+# digits are always enough.
+_EXACT: Final = decimal.Context(prec=200, rounding=decimal.ROUND_HALF_UP, traps=[])
+
+# Emoji and pictographs carry no number; "大概2万吧😅" is "大概2万吧".
+_NOISE_CATEGORIES: Final = frozenset({"So", "Sk", "Cs", "Co", "Cn", "Me", "Mn", "Cf"})
+_EDGE_PUNCT: Final = " .。!?…,;:、\"'“”‘’()（）[]【】<>《》「」『』*#"
+_PARTICLES_AT_END: Final = "吧啊呀呢哦喔嘛哈啦"
+
+_CURRENCY_RE: Final = re.compile(
+    r"\$|€|£|₩|₹|₽|美元|美金|欧元|英镑|港币|港元|港纸|日元|日币|台币|新台币|澳元|加元|新币|韩元|卢布|泰铢"
+    r"|(?<![a-z])(?:usd|hkd|eur|euros?|gbp|jpy|yen|twd|ntd|sgd|aud|cad|krw|dollars?|bucks|pounds?|quid)(?![a-z])"
+)
+# 12.000 / 1.000.000 (European thousands) or 1,5000 / 12,5 (a misplaced or decimal
+# comma): the reader cannot tell 12 from 12000, so it asks.
+_DOT_THOUSANDS_RE: Final = re.compile(
+    r"(?<![0-9.,])[0-9]{1,3}(?:\.[0-9]{3}){2,}(?![0-9])"
+    r"|(?<![0-9.,])[0-9]{1,3}\.[0-9]{3}(?![0-9.])(?!\s*(?:万|千|百|亿|k|w|m|grand|thousand|million))"
+)
+_BAD_COMMA_RE: Final = re.compile(r"[0-9],(?:[0-9]{1,2}|[0-9]{4,})(?![0-9])")
+
+_PAIR_DIGITS: Final = "一二两三四五六七八九"
+_PAIR_RE: Final = re.compile(f"([{_PAIR_DIGITS}])([{_PAIR_DIGITS}])")
+_PAIR_VALUE: Final[dict[str, int]] = {ch: _CN_DIGITS[ch] for ch in _PAIR_DIGITS}
+# "十几天" is 11–19 days, "二十几" 21–29: a range people mean.
+_TEENS_RE: Final = re.compile(f"((?:[{_PAIR_DIGITS}])?十)几")
+_VAGUE_RE: Final = re.compile(r"几|(?<![a-z])(?:a few|few|several|many|a lot of|lots of)(?![a-z])")
+
+_SMALL_RE: Final = re.compile(r"小(?=[0-9一二两三四五六七八九十])")  # 小两万: nearly 20,000
+_BETWEEN_RE: Final = re.compile(r"^(?:between|在)\s*(?P<a>.+?)\s*(?:and|和|与|跟)\s*(?P<b>.+?)(?:\s*(?:之间|中间))?$")
+_BETWEEN_TAIL_RE: Final = re.compile(r"\s*(?:之间|中间)$")
+_RANGE_SEP_RE: Final = re.compile(r"\s*(?:-|~|–|—|到|至|或者|或|/|(?<![a-z])(?:to|or)(?![a-z]))\s*")
+# Where the number of a range's right end stops and its unit begins: "4|个月", "6|万".
+_LEADING_NUMBER_RE: Final = re.compile(
+    rf"^(?P<head>(?:(?:{_alternatives(_HEDGES_BEFORE)})\s*)*+)"
+    rf"(?P<n>[0-9][0-9.,]*|[零〇一二两三四五六七八九十]+|(?:{_WORD})(?![a-z]))(?P<rest>.*)$"
+)
+_BARE_NUMBER_RE: Final = re.compile(
+    rf"(?:(?:{_alternatives(_HEDGES_BEFORE)})\s*)*+(?:[0-9][0-9.,]*|[{_CN_NUMERALS}点]+|(?:{_WORD}))"
+)
+_APPROX_RE: Final = re.compile(
+    r"多|来|余|出头|左右|上下|以上|以内|之内|前后|快|将近|接近|近|约|大概|大约|大致|差不多|估计|可能|样子|不到|少于|超过|至少|起码|最多|小|几"
+    r"|[~≈+]"
+    r"|(?<![a-z])(?:about|around|approx|approximately|roughly|nearly|almost|over|under|more than|less than"
+    r"|at least|at most|close to|just over|just under|up to|maybe|probably|perhaps|ish|or so|give or take"
+    r"|more or less|plus|some)(?![a-z])"
+)
+_HAS_NUMBER_RE: Final = re.compile("[0-9二两三四五六七八九十百千万]")  # not 一: "一点也不清楚"
+_NUMBER_TOKEN_RE: Final = re.compile(rf"[0-9]+(?:[.,][0-9]+)*|[{_CN_NUMERALS}]+|(?<![a-z])(?:{_WORD})(?![a-z])")
+# Most ranges people give span a factor of 2 or 3 ("3–4个月", "1–3 months"); the bot's
+# own "1–4 weeks" is the widest. Ends further apart ("3 or 40") are two numbers.
+_MAX_RATIO: Final = 4
+_NEAR_ENOUGH: Final[dict[Kind, int]] = {Kind.DAYS: 10, Kind.MONEY: 0}
+
+
+@lru_cache(maxsize=4096)  # the skip words are cleaned on every answer; user texts repeat too
+def _clean(text: str) -> str | None:
+    """Normalize and drop emoji, edge punctuation and trailing particles."""
+    normal = _normalize(text)
+    if normal is None:
+        return None
+    kept = "".join(ch for ch in normal if unicodedata.category(ch) not in _NOISE_CATEGORIES)
+    kept = " ".join(kept.split()).strip(_EDGE_PUNCT)
+    # A trailing "~" is a tone ("两万吧~"), not a range; NFKC made "～" into "~".
+    while kept and (kept[-1] in _PARTICLES_AT_END or kept[-1] in _EDGE_PUNCT or kept[-1] == "~"):
+        kept = kept[:-1].rstrip()
+    kept = _SMALL_RE.sub("约", kept)
+    return kept or None
+
+
+def _exact(number: int | Decimal) -> Decimal:
+    """A plain, integral-when-possible Decimal: 25000, not 2.5E+4 or 25000.0."""
+    with decimal.localcontext(_EXACT):
+        value = Decimal(number)
+        if value == value.to_integral_value():
+            return Decimal(int(value))
+        return value.normalize() if value.as_tuple().exponent != 0 else value
+
+
+def _single(normal: str, kind: Kind) -> Decimal | None:
+    if kind is Kind.DAYS:
+        days = _single_days(normal)
+        return None if days is None else Decimal(days)
+    return _single_money(normal)
+
+
+def _middle(low: Decimal, high: Decimal, kind: Kind) -> Decimal:
+    with decimal.localcontext(_EXACT):
+        total = low + high
+        if kind is Kind.DAYS:  # whole days, half up: 10–15 days is 13
+            return Decimal(int((total / 2).to_integral_value(rounding=decimal.ROUND_HALF_UP)))
+        return _exact(total / 2)
+
+
+def _as_range(low: Decimal, high: Decimal, kind: Kind) -> Read:
+    """The two ends as a range, or a Doubt when they are not a clear one."""
+    if low == high:
+        return Reading(low, approximate=True)
+    with decimal.localcontext(_EXACT):
+        clear = low < high and (high <= low * _MAX_RATIO or high - low <= _NEAR_ENOUGH[kind])
+    if not clear:
+        return Doubt(DOUBT_TWO_NUMBERS)
+    return Reading(_middle(low, high, kind), low, high, approximate=True)
+
+
+def _pair(normal: str, kind: Kind) -> Read:
+    """Adjacent Chinese numerals: 三四个月, 两三万, 一两周, 三五千, 十七八天, 一万二三."""
+    found = _PAIR_RE.search(normal)
+    if found is None:
+        return None
+    a, b = _PAIR_VALUE[found[1]], _PAIR_VALUE[found[2]]
+    if not (b == a + 1 or (a, b) == (3, 5)):
+        return Doubt(DOUBT_TWO_NUMBERS)
+    before, after = normal[: found.start()], normal[found.end() :]
+    if _PAIR_RE.search(after) or _PAIR_RE.search(before):
+        return Doubt(DOUBT_TWO_NUMBERS)
+    low = _single(before + found[1] + after, kind)
+    high = _single(before + found[2] + after, kind)
+    if low is None or high is None:
+        return None
+    return _as_range(low, high, kind)
+
+
+def _split_range(normal: str) -> tuple[str, str] | None:
+    between = _BETWEEN_RE.match(normal)
+    if between is not None:
+        return between["a"], between["b"]
+    if _BETWEEN_TAIL_RE.search(normal):  # "在3到4个月之间"
+        normal = _BETWEEN_TAIL_RE.sub("", normal).removeprefix("在").strip()
+    parts = _RANGE_SEP_RE.split(normal)
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        return None
+    return parts[0], parts[1]
+
+
+def _range(normal: str, kind: Kind) -> Read:
+    """Two ends joined by -, ~, –, 到, 至, to, or, between … and …; the unit may be on one end."""
+    sides = _split_range(normal)
+    if sides is None:
+        return None
+    left, right = sides
+    high = _single(right, kind)
+    if high is None:
+        return None
+    low: Decimal | None = None
+    lead = _LEADING_NUMBER_RE.match(right)
+    if lead is not None and lead["rest"].strip() and _BARE_NUMBER_RE.fullmatch(left):
+        # "3-4个月", "5到6万", "two or three months": the unit is said once, at the end.
+        low = _single(left + lead["rest"], kind)
+        if low is not None and low > high:
+            low = None  # "5000-2万": the left end had its own size
+    if low is None:
+        low = _single(left, kind)
+    if low is None:
+        return None
+    return _as_range(low, high, kind)
+
+
+def read_number(text: str, kind: Kind) -> Read:
+    """Read a typed number of days or yuan, keeping ranges and doubts.
+
+    Returns a Reading, a Doubt (a number is there but must be asked again: two numbers
+    that are not a clear range, a foreign currency, a separator that could be decimal
+    or thousands, a vague "几千"), or None when the text is not a number at all.
+    Never raises. Limits are not checked here: see `read_slot`.
+    """
+    normal = _clean(text)
+    if normal is None:
+        return None
+    if kind is Kind.MONEY and _CURRENCY_RE.search(normal):
+        return Doubt(DOUBT_CURRENCY)
+    if _DOT_THOUSANDS_RE.search(normal) or _BAD_COMMA_RE.search(normal):
+        return Doubt(DOUBT_SEPARATOR)
+    teens = _TEENS_RE.search(normal)
+    if teens is not None:
+        low = _single(normal[: teens.end() - 1] + "一" + normal[teens.end() :], kind)
+        high = _single(normal[: teens.end() - 1] + "九" + normal[teens.end() :], kind)
+        if low is not None and high is not None:
+            return _as_range(low, high, kind)
+    if _VAGUE_RE.search(normal):
+        return Doubt(DOUBT_VAGUE_DAYS if kind is Kind.DAYS else DOUBT_VAGUE_MONEY)
+    paired = _pair(normal, kind)
+    if paired is not None:
+        return paired
+    single = _single(normal, kind)
+    if single is not None:
+        return Reading(single, approximate=_APPROX_RE.search(normal) is not None)
+    ranged = _range(normal, kind)
+    if ranged is not None:
+        return ranged
+    if len(_NUMBER_TOKEN_RE.findall(normal)) >= 2:
+        return Doubt(DOUBT_TWO_NUMBERS)
+    return None
+
+
+def read_days(text: str) -> Read:
+    """Read a number of days: "45", "两个月", "三四个月" (90–120), "1-3 months", "快三个月"."""
+    return read_number(text, Kind.DAYS)
+
+
+def read_money(text: str) -> Read:
+    """Read an amount in yuan: "15000", "1.5万", "两三万" (20,000–30,000), "2w+", "5 grand"."""
+    return read_number(text, Kind.MONEY)
+
+
+def within_limits(reading: Reading, minimum: Decimal | None, maximum: Decimal | None) -> bool:
+    """True when the whole reading (both ends of a range) lies within the slot's limits."""
+    low = reading.low if reading.low is not None else reading.value
+    high = reading.high if reading.high is not None else reading.value
+    return (minimum is None or low >= minimum) and (maximum is None or high <= maximum)
+
+
+def read_slot(text: str, kind: Kind, minimum: Decimal | None = None, maximum: Decimal | None = None) -> Read:
+    """`read_number` plus the slot's limits: a reading outside them is Doubt("out_of_range").
+
+    The one function both the engine and `python -m bot parse` use, so they agree.
+    """
+    reading = read_number(text, kind)
+    if isinstance(reading, Reading) and not within_limits(reading, minimum, maximum):
+        return Doubt(OUT_OF_RANGE)
+    return reading
+
+
+def is_unsure(text: str, words: Iterable[str]) -> bool:
+    """True when the text says the user does not know ("不确定", "not sure", "不清楚").
+
+    `words` come from the dialogs (YAML), not from here. A text with a number in it
+    ("不确定，大概3个月") is an answer, not a shrug.
+    """
+    normal = _clean(text)
+    if normal is None or _HAS_NUMBER_RE.search(normal):
+        return False
+    for word in words:
+        wanted = _clean(word)
+        if wanted and wanted in normal:
+            return True
+    return False
+
+
+# -------------------------------------------------------------------- showing a reading
+
+Message = Callable[..., Msg]
+
+# The largest unit a range of days divides into, to show it as the user said it.
+_DAY_UNITS: Final = ((365, "range_years"), (30, "range_months"), (7, "range_weeks"), (1, "range_days"))
+
+
+def _grouped(amount: Decimal) -> str:
+    with decimal.localcontext(_EXACT):
+        whole = amount == amount.to_integral_value()
+        return f"{int(amount):,}" if whole else f"{amount:,.2f}"
+
+
+def shown(reading: Reading, kind: Kind, message: Message) -> Msg | Days | Money:
+    """The reading as a value for a text: Days/Money for one number, a range text otherwise.
+
+    `message(key, **values)` builds a messages.yaml text (the engine's `message`). A
+    range of days is shown in the largest unit both ends are whole in ("3–4个月",
+    "1–4 weeks"); a range of money as "¥20,000–30,000".
+    """
+    if reading.low is None or reading.high is None:
+        if kind is Kind.DAYS:
+            return Days(int(reading.value))
+        return Money(reading.value)
+    if kind is Kind.MONEY:
+        return message("range_money", low=_grouped(reading.low), high=_grouped(reading.high))
+    low, high = int(reading.low), int(reading.high)
+    for size, key in _DAY_UNITS:
+        if low % size == 0 and high % size == 0 and low >= size:
+            return message(key, low=low // size, high=high // size)
+    return message("range_days", low=low, high=high)
+
+
+def readback(reading: Reading, kind: Kind, message: Message) -> Msg:
+    """What was understood, said after a typed number ("好的：逾期约3–4个月。")."""
+    key = f"readback_{kind.value}" + ("_about" if reading.approximate else "")
+    return message(key, **{"days" if kind is Kind.DAYS else "amount": shown(reading, kind, message)})
+
+
+def parse_days(text: str) -> int | None:
+    """Read a number of days: "45", "45天", "两个月", "一个半月", "3 weeks", "about 2 months".
+
+    Week = 7, month = 30, year = 365 days, half a year = 180; a bare number is days.
+    A range gives its middle ("三四个月" is 105). Returns None when the text is not a
+    number of days, is negative, or is doubtful (see `read_days`).
+    """
+    reading = read_days(text)
+    return int(reading.value) if isinstance(reading, Reading) else None
+
+
+def parse_money(text: str) -> Decimal | None:
+    """Read an amount in yuan: "15000", "1.5万", "两万三", "3k", "¥8,000", "1.2w", "about 20000".
+
+    The Decimal is exact (1.5万 is exactly 15000); a range gives its middle. Returns
+    None when the text is not an amount in yuan, is negative, names another currency or
+    is doubtful (see `read_money`).
+    """
+    reading = read_money(text)
+    return reading.value if isinstance(reading, Reading) else None

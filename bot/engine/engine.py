@@ -1,57 +1,78 @@
 """The conversation engine: `handle(session, event) -> Turn`, pure and synchronous.
 
-One `transitions` machine per flow is built at load time with `model=None`; a
-session never becomes a machine model. Each step makes a throwaway `_Cursor` (just a
-`state` and the condition scope) and fires `machine.events["next"].trigger(cursor)`,
-the library's pattern for serving any number of models without `add_model`.
-The engine imports nothing from Telegram, storage or the clock.
+One `transitions` machine runs every flow. Its states are the dialog states, named
+`flow.state`; its `next` transitions are the states' `next:` branches, each guarded by
+the branch's condition; a jump to another flow (`to: "@cardholder"`) is a transition
+to that flow's first state; end states are the library's `final` states. What a state
+says or asks is produced by its `on_enter` callback, into the turn being built.
+
+The machine is built once, with `model=None`. A step wraps the session in a throwaway
+`_Cursor` (the state name, the slots' scope and the turn so far) and fires
+`machine.events["next"].trigger(cursor)`, the library's way of serving any number of
+models without `add_model`. `/back`, `/restart` and a fresh start enter a state
+through the library's `to_<state>` transitions, so their texts come from `on_enter`
+as well. The engine imports nothing from Telegram, storage or the clock, and keeps no
+state between calls.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, cast
 
-from transitions import Machine, Transition
+from transitions import Event
 from transitions.core import EventData
+from transitions.core import State as MachineState
+from transitions.extensions.markup import MarkupMachine
 
-from bot.engine.answers import parse_bool, parse_days, parse_money
-from bot.engine.costs import estimate_cost
+from bot.engine.answers import Doubt, Kind, Reading, is_unsure, parse_bool, read_slot, readback, shown
+from bot.engine.calculator import Calculation, calculation_msgs, chart_msgs
+from bot.engine.crisis import CrisisDetector, reply_due
+from bot.engine.derived import CALCULATION, RANKING, DerivedValues, Shown
 from bot.engine.diagnosis import Assessment, Diagnoser, normalize_text, story_keys
-from bot.engine.events import Chose, Command, CommandName, Event, Said, Start
-from bot.engine.session import Session, SlotValue, Snapshot
+from bot.engine.events import Chose, Command, CommandName, Said, Start
+from bot.engine.events import Event as UserEvent
+from bot.engine.session import Session, SlotValue, Snapshot, range_keys
 from bot.engine.turn import (
     Block,
+    Curve,
     Days,
     Money,
     Msg,
     Option,
-    Percent,
     Phrase,
     Question,
     RankedCause,
     Ranking,
+    Repayment,
     Say,
     Tone,
     Turn,
 )
-from bot.spec.loader import DERIVED_NAMES
+from bot.spec.conditions import Condition
 from bot.spec.model import DialogSpec, Flow, ScalarValue, Slot, SlotType, State, placeholders
 
 NEXT = "next"
-_RANKING = "_ranking"  # the diagnosis itself, kept beside the derived values it feeds
+SEPARATOR = "."  # machine state names are "flow.state" (validation keeps "." out of names)
 # A flow whose say-only states loop would otherwise spin forever; validation cannot
 # see every condition's outcome, so the engine stops and restarts the user instead.
 MAX_HOPS = 64
-SKIP_WORDS = frozenset({"skip", "跳过", "不知道", "不清楚", "don't know", "dont know", "pass", "/skip"})
 _SPACES = re.compile(r"\s+")
 
 Aliases = Callable[[str], Iterable[str]]
-ValueOf = Msg | Money | Days | Percent | str | int
+ValueOf = Shown
+
+
+_NUMBER_KINDS = {SlotType.DAYS: Kind.DAYS, SlotType.MONEY: Kind.MONEY}
+
+
+def _plain(number: Decimal) -> int | float:
+    """A Decimal as the JSON-friendly number a session keeps."""
+    return int(number) if number == number.to_integral_value() else float(number)
 
 
 def _normalize(text: str) -> str:
@@ -63,47 +84,69 @@ def _static_msg(msgid: str) -> Msg:
     return Msg(msgid)
 
 
-class _Move(Transition):
-    """A transition that checks its conditions and moves, nothing else.
-
-    Dialog states have no enter/exit/before/after callbacks, and the library's general
-    path (callback lookups, logging, enter/exit bookkeeping) was most of a step's cost.
-    """
-
-    def execute(self, event_data: EventData) -> bool:
-        for condition in self.conditions:
-            # Our conditions are always callables (built in _build_machine), never names.
-            if bool(cast(Callable[[EventData], Any], condition.func)(event_data)) != condition.target:
-                return False
-        cast(_Cursor, event_data.model).state = str(self.dest)
-        return True
+def place(flow: str, state: str) -> str:
+    """The machine's name for a dialog state."""
+    return f"{flow}{SEPARATOR}{state}"
 
 
-class _DialogMachine(Machine):
-    transition_cls = _Move
+class _Place(MachineState):
+    """A dialog state. Entering and leaving run the callbacks exactly as the library does,
+    without its INFO line per callback: that would be a log line per state per user."""
+
+    def enter(self, event_data: EventData) -> None:
+        event_data.machine.callbacks(self.on_enter, event_data)
+
+    def exit(self, event_data: EventData) -> None:
+        event_data.machine.callbacks(self.on_exit, event_data)
+
+
+class DialogMachine(MarkupMachine):
+    """The dialog's machine: a `MarkupMachine`, so `graph` can draw it from its own markup."""
+
+    state_cls = _Place
+
+    def callbacks(self, funcs: Iterable[Any], event_data: EventData) -> None:
+        for func in funcs:  # the library's loop, minus its INFO line per callback
+            self.callback(func, event_data)
+
+
+def _guard(condition: Condition) -> Callable[[EventData], bool]:
+    """A branch's condition as a transition condition; named by its source for the diagram."""
+
+    def holds(event: EventData) -> bool:
+        return condition.holds(cast(_Cursor, event.model).scope)
+
+    holds.__name__ = condition.source
+    return holds
 
 
 class _Cursor:
-    """What the state machine moves: a state and what its conditions may read."""
+    """What the machine moves: a state name, what conditions read, and the turn so far."""
 
-    __slots__ = ("scope", "state")
+    __slots__ = ("blocks", "finished", "milestones", "passed", "question", "scope", "session", "state")
 
-    def __init__(self, state: str, scope: Mapping[str, Any]) -> None:
+    def __init__(self, state: str, session: Session, scope: _Scope, blocks: Iterable[Block] = ()) -> None:
         self.state = state
+        self.session = session  # slots, locale and version of the turn being built
         self.scope = scope
+        self.blocks: list[Block] = list(blocks)
+        self.question: Question | None = None
+        self.finished = False
+        self.passed: list[tuple[str, str]] = []
+        self.milestones: list[str] = []
 
 
 class _Scope(Mapping[str, Any]):
     """Slots plus derived values (diagnosis, costs), computed once and only when asked for."""
 
-    def __init__(self, engine: Engine, slots: Mapping[str, SlotValue]) -> None:
-        self._engine = engine
+    def __init__(self, values: DerivedValues, slots: Mapping[str, SlotValue]) -> None:
+        self._values = values
         self._slots = slots
         self._derived: dict[str, Any] | None = None
 
     def _all(self) -> dict[str, Any]:
         if self._derived is None:
-            self._derived = self._engine.derived(self._slots)
+            self._derived = self._values.compute(self._slots)
         return self._derived
 
     def __getitem__(self, key: str) -> Any:
@@ -114,7 +157,7 @@ class _Scope(Mapping[str, Any]):
     def get(self, key: str, default: Any = None) -> Any:
         if key in self._slots:
             return self._slots[key]
-        if key not in self._engine.derived_names:
+        if key not in self._values.names and key not in (RANKING, CALCULATION):
             return default  # an unanswered slot: no need to diagnose to know that
         return self._all().get(key, default)
 
@@ -132,6 +175,9 @@ class _Answer:
     value: SlotValue | None = None
     problem: Msg | None = None
     skipped: bool = False
+    # A typed number or range: kept beside the value, and said back to the user.
+    reading: Reading | None = None
+    readback: Msg | None = None
 
 
 class Engine:
@@ -148,10 +194,12 @@ class Engine:
         self.spec = spec
         self.locales = locales
         self.diagnoser = Diagnoser(spec.causes)
-        self.derived_names = frozenset(DERIVED_NAMES | {f"p_{c.id}" for c in spec.causes} | {_RANKING})
-        crisis_words = [re.escape(w) for words in spec.crisis.keywords.values() for w in words]
-        self._crisis = re.compile("|".join(crisis_words)) if crisis_words else None
-        self._machines = {name: self._build_machine(flow) for name, flow in spec.flows.items()}
+        self.values = DerivedValues(spec, self.diagnoser)
+        self._skip_words = frozenset(_normalize(word) for word in spec.skip_words)
+        self._crisis = CrisisDetector.from_spec(spec)
+        self._places = {place(f.name, s.name): (f, s) for f in spec.flows.values() for s in f.states.values()}
+        self.machine = self._build_machine()
+        self._next: Event = self.machine.events[NEXT]
         questions = [(f, s) for f in spec.flows.values() for s in f.states.values() if s.is_question]
         # Built once: the buttons of every question, and every word that picks one.
         self._buttons = {(f.name, s.name): tuple(self._labels(f, s)) for f, s in questions}
@@ -164,24 +212,30 @@ class Engine:
 
     # ------------------------------------------------------------------ setup
 
-    @staticmethod
-    def _build_machine(flow: Flow) -> _DialogMachine:
-        targets = {b.target for s in flow.states.values() for b in s.branches}
-        states = list(flow.states) + sorted(t for t in targets if t.startswith("@"))
-        machine = _DialogMachine(
+    def _build_machine(self) -> DialogMachine:
+        spec = self.spec
+        states = [_Place(name, on_enter=[self._entered], final=state.end) for name, (_, state) in self._places.items()]
+        entry = spec.flows.get(spec.entry_flow)
+        machine = DialogMachine(
             model=None,
             states=states,
-            initial=flow.start,
-            auto_transitions=False,
+            initial=place(entry.name, entry.start) if entry else states[0].name,
+            # `to_<state>`: how /back, /restart and a fresh start enter a state.
+            auto_transitions=True,
             send_event=True,
+            on_final=[self._finished],
         )
-        for state in flow.states.values():
+        for name, (flow, state) in self._places.items():
             for branch in state.branches:
-                conditions: list[str | Callable[..., bool | None]] = []
+                if branch.target.startswith("@"):
+                    other = spec.flows[branch.target[1:]]
+                    target = place(other.name, other.start)
+                else:
+                    target = place(flow.name, branch.target)
+                guards: list[str | Callable[..., bool | None]] | None = None
                 if branch.when is not None:
-                    condition = branch.when
-                    conditions.append(lambda event, c=condition: c.holds(event.model.scope))
-                machine.add_transition(NEXT, state.name, branch.target, conditions=conditions)
+                    guards = [_guard(branch.when)]
+                machine.add_transition(NEXT, name, target, conditions=guards)
         return machine
 
     def _index_options(self, flow: Flow, state: State, aliases: Aliases) -> dict[str, int]:
@@ -203,17 +257,29 @@ class Engine:
         flow = self.spec.flows[self.spec.entry_flow]
         return Session(flow=flow.name, state=flow.start, locale=locale)
 
+    def restart(self, locale: str, version: int = 0, notice: bool = True) -> Turn:
+        """A fresh conversation at the entry flow, in `locale`, at session `version`.
+
+        With `notice`, it opens with the `session_updated` message (for a conversation
+        the current dialogs cannot continue). Pass the old version + 1 as `version` so
+        the old conversation's buttons are stale.
+        """
+        if locale not in self.locales:
+            locale = self.locales[0]
+        blocks = [Say(self.message("session_updated"), Tone.WARNING)] if notice else []
+        fresh = self.new_session(locale)
+        return self._enter(replace(fresh, version=version), blocks)
+
     def message(self, key: str, **values: ValueOf) -> Msg:
         """One of the advisor's own texts from messages.yaml."""
         return Msg(self.spec.messages.get(key, key), values)
 
-    def handle(self, session: Session, event: Event) -> Turn:
+    def handle(self, session: Session, event: UserEvent) -> Turn:
         """Apply `event` to `session`; the returned Turn carries the new session."""
         if not self.is_valid(session):
-            return self._recover(session)
+            return self.restart(session.locale, session.version + 1)
         if isinstance(event, Start):
-            fresh = self.new_session(event.locale or session.locale)
-            return self._advance(fresh.evolve(version=session.version + 1), [])
+            return self.restart(event.locale or session.locale, session.version + 1, notice=False)
         if isinstance(event, Command):
             return self._command(session, event)
         if isinstance(event, Chose):
@@ -223,21 +289,20 @@ class Engine:
     def resume(self, session: Session, blocks: Iterable[Block] = ()) -> Turn:
         """The current question again (after help, a language switch, a stale button)."""
         if not self.is_valid(session):
-            return self._recover(session)
+            return self.restart(session.locale, session.version + 1)
         state = self._state(session)
         if state.end:
             return Turn(session, (*blocks, Say(self.message("finished"))), None, changed=False, finished=True)
-        if not state.is_question:
-            return self._advance(session, list(blocks))
-        return Turn(session, tuple(blocks), self._question(session, state), changed=False)
+        turn = self._enter(session, blocks, place(session.flow, session.state))
+        moved = (turn.session.flow, turn.session.state) != (session.flow, session.state)
+        return turn if moved or not state.is_question else replace(turn, changed=False)
 
     def read_answer(self, slot_name: str, text: str) -> SlotValue:
         """Parse `text` as an answer for `slot_name` (for `diagnose --answer`); ValueError if it is not one."""
         for flow in self.spec.flows.values():
             for state in flow.states.values():
                 if state.slot == slot_name:
-                    probe = Session(flow=flow.name, state=state.name, locale=self.locales[0])
-                    answer = self._typed_answer(probe, state, text)
+                    answer = self._typed_answer(flow, state, text)
                     if answer.problem is not None or answer.value is None:
                         raise ValueError(f"{text!r} is not an answer for '{slot_name}'")
                     return answer.value
@@ -245,34 +310,48 @@ class Engine:
 
     def is_valid(self, session: Session) -> bool:
         """False for a session the current dialogs cannot continue (an operator removed its state)."""
-        flow = self.spec.flows.get(session.flow)
-        return flow is not None and session.state in flow.states and session.locale in self.locales
+        return place(session.flow, session.state) in self._places and session.locale in self.locales
+
+    def assess(self, slots: Mapping[str, SlotValue]) -> list[Assessment]:
+        """The causes ranked for these answers (also the `diagnose` command's core)."""
+        return self.diagnoser.rank(slots, story_keys(slots))
+
+    def derived(self, slots: Mapping[str, SlotValue]) -> dict[str, Any]:
+        """Values conditions and texts may use besides the slots (bot/engine/derived.py)."""
+        return self.values.compute(slots)
 
     # ------------------------------------------------------------------ events
 
-    def _recover(self, session: Session) -> Turn:
-        locale = session.locale if session.locale in self.locales else self.locales[0]
-        fresh = self.new_session(locale).evolve(version=session.version + 1)
-        return self._advance(fresh, [Say(self.message("session_updated"), Tone.WARNING)])
-
     def _command(self, session: Session, event: Command) -> Turn:
         if event.name is CommandName.RESTART:
-            fresh = self.new_session(session.locale).evolve(version=session.version + 1)
-            return self._advance(fresh, [Say(self.message("restarted"))])
+            fresh = replace(self.new_session(session.locale), version=session.version + 1)
+            return self._enter(fresh, [Say(self.message("restarted"))])
         if event.name is CommandName.BACK:
-            if not session.history:
-                return self.resume(session, [Say(self.message("nothing_to_go_back_to"), Tone.WARNING)])
-            snap = session.history[-1]
-            back = session.evolve(
-                flow=snap.flow, state=snap.state, slots=dict(snap.slots), history=session.history[:-1]
-            )
-            return Turn(back, (), self._question(back, self._state(back)))
+            return self._back(session)
+        if event.name is CommandName.CALCULATOR and self.spec.calculator_state is not None:
+            # Straight to the calculator, from anywhere; what is known (the amount) is not asked again.
+            target = self.spec.calculator_state[0]
+            flow, _, state = target.partition(".")
+            snap = Snapshot(session.flow, session.state, dict(session.slots))
+            moved = session.evolve(flow=flow, state=state, history=(*session.history, snap))
+            return self._enter(moved, [], target)
         if event.name is CommandName.LANGUAGE:
             locale = self._pick_locale(session.locale, event.argument)
-            switched = session.evolve(locale=locale)
-            turn = self.resume(switched, [Say(self.message("language_switched"))])
-            return Turn(switched, turn.blocks, turn.question, changed=True, finished=turn.finished)
+            turn = self.resume(session.evolve(locale=locale), [Say(self.message("language_switched"))])
+            return replace(turn, changed=True)
         return self.resume(session, [Say(self.message("help"))])
+
+    def _back(self, session: Session) -> Turn:
+        """To the question answered last, with the answers as they were before it."""
+        if not session.history:
+            return self.resume(session, [Say(self.message("nothing_to_go_back_to"), Tone.WARNING)])
+        snap = session.history[-1]
+        if place(snap.flow, snap.state) not in self._places:
+            return self.restart(session.locale, session.version + 1)
+        back = session.evolve(slots=dict(snap.slots), history=session.history[:-1])
+        cursor = _Cursor(place(session.flow, session.state), back, _Scope(self.values, back.slots))
+        self.machine.events[f"to_{place(snap.flow, snap.state)}"].trigger(cursor)
+        return self._finish(cursor)
 
     def _pick_locale(self, current: str, wanted: str) -> str:
         wanted = wanted.strip().lower().replace("-", "_")
@@ -283,52 +362,61 @@ class Engine:
         return others[0] if others else current
 
     def _chose(self, session: Session, event: Chose) -> Turn:
-        state = self._state(session)
-        options = self._options(self.spec.flows[session.flow], state) if state.is_question else ()
+        flow, state = self._places[place(session.flow, session.state)]
+        options = self._buttons[(flow.name, state.name)] if state.is_question else ()
         if event.version != session.version or not 0 <= event.index < len(options):
-            turn = self.resume(session, [Say(self.message("stale_button"), Tone.WARNING)])
-            turn.stale = True
-            return turn
-        return self._answer(session, state, self._option_answer(session, state, event.index))
+            return replace(self.resume(session, [Say(self.message("stale_button"), Tone.WARNING)]), stale=True)
+        return self._answer(session, state, self._option_answer(flow, state, event.index))
 
     def _said(self, session: Session, event: Said) -> Turn:
         blocks: list[Block] = []
-        if self._in_crisis(event.text):
-            hotline = self.spec.crisis.hotlines.get(session.locale, next(iter(self.spec.crisis.hotlines.values()), ""))
+        despair = self._crisis.detect(event.text)
+        since = None if session.since_crisis is None else session.since_crisis + 1
+        if despair and reply_due(since):
+            hotline = self.values.show("hotline", None, session.locale) or ""
             blocks.append(Say(self.message("crisis", hotline=hotline), Tone.URGENT))
-        if event.text.startswith("/") and not blocks:
+            since = 0
+        if since != session.since_crisis:
+            # Counted on the session the rest of the turn builds on (same version).
+            session = replace(session, since_crisis=since)
+        if event.text.startswith("/") and not despair:
             return self.resume(session, [Say(self.message("unknown_command"), Tone.WARNING)])
-        state = self._state(session)
+        flow, state = self._places[place(session.flow, session.state)]
         if state.end:
-            fresh = self.new_session(session.locale).evolve(version=session.version + 1)
-            return self._advance(fresh, blocks)
+            return self._enter(replace(self.new_session(session.locale), version=session.version + 1), blocks)
         if not state.is_question:
-            return self._advance(session, blocks)
-        answer = self._typed_answer(session, state, event.text)
+            return self._enter(session, blocks, place(session.flow, session.state))
+        answer = self._typed_answer(flow, state, event.text)
         if answer.problem is not None:
-            if blocks and self._slot(session, state).type is not SlotType.STORY:
-                return self.resume(session, blocks)  # after crisis words, no scolding re-prompt
+            if despair and flow.slots[state.slot or ""].type is not SlotType.STORY:
+                return self.resume(session, blocks)  # after words of despair, no scolding re-prompt
             return self.resume(session, [*blocks, Say(answer.problem, Tone.WARNING)])
+        if answer.readback is not None:
+            blocks.append(Say(answer.readback))
         return self._answer(session, state, answer, blocks)
-
-    def _in_crisis(self, text: str) -> bool:
-        return self._crisis is not None and self._crisis.search(text.lower()) is not None
 
     # ------------------------------------------------------------------ answers
 
     def _answer(self, session: Session, state: State, answer: _Answer, blocks: Iterable[Block] = ()) -> Turn:
-        slot = self._slot(session, state)
+        slot = self.spec.flows[session.flow].slots[state.slot or ""]
         slots = dict(session.slots)
+        for end in range_keys(slot.name):
+            slots.pop(end, None)
         if answer.skipped:
             slots.pop(slot.name, None)
         elif answer.value is not None:
             slots[slot.name] = answer.value
+            reading = answer.reading
+            if reading is not None and reading.low is not None and reading.high is not None:
+                low_key, high_key = range_keys(slot.name)
+                slots[low_key], slots[high_key] = _plain(reading.low), _plain(reading.high)
             if slot.type is SlotType.STORY and isinstance(answer.value, list):
                 self._fill_from_story(slots, answer.value)
         snap = Snapshot(session.flow, session.state, dict(session.slots))
         answered = session.evolve(slots=slots, history=(*session.history, snap))
-        scope = _Scope(self, answered.slots)
-        return self._advance(self._step(answered, scope), list(blocks), scope)
+        cursor = _Cursor(place(session.flow, session.state), answered, _Scope(self.values, slots), blocks)
+        self._next.trigger(cursor)  # leave the question by its first branch whose condition holds
+        return self._finish(cursor)
 
     def _fill_from_story(self, slots: dict[str, SlotValue], keys: list[str]) -> None:
         found = set(keys)
@@ -338,28 +426,27 @@ class Engine:
                     for name, value in evidence.fills.items():
                         slots.setdefault(name, value)
 
-    def _typed_answer(self, session: Session, state: State, text: str) -> _Answer:
-        slot = self._slot(session, state)
+    def _typed_answer(self, flow: Flow, state: State, text: str) -> _Answer:
+        slot = flow.slots[state.slot or ""]
         words = _normalize(text)
-        picks = self._option_words[(session.flow, state.name)]
-        options = self._options(self.spec.flows[session.flow], state)
+        picks = self._option_words[(flow.name, state.name)]
+        options = self._buttons[(flow.name, state.name)]
         numbered = slot.type in (SlotType.CHOICE, SlotType.BOOL)
         if numbered and words.isdigit() and 1 <= int(words) <= len(options):
-            return self._option_answer(session, state, int(words) - 1)
+            return self._option_answer(flow, state, int(words) - 1)
         if words in picks:
-            return self._option_answer(session, state, picks[words])
-        if state.skippable and words in SKIP_WORDS:
+            return self._option_answer(flow, state, picks[words])
+        # "不确定，大概…" is an answer, and a story that says "不知道钱花哪了" is a story: only a
+        # number question takes a shrug anywhere in the text as Skip.
+        unsure = slot.type is not SlotType.STORY and is_unsure(text, self._skip_words)
+        if state.skippable and (words in self._skip_words or unsure):
             return _Answer(skipped=True)
         return self._parse(slot, text)
 
-    def _option_answer(self, session: Session, state: State, index: int) -> _Answer:
-        if (
-            index >= len(state.options)
-            and state.skippable
-            and index == len(self._options(self.spec.flows[session.flow], state)) - 1
-        ):
+    def _option_answer(self, flow: Flow, state: State, index: int) -> _Answer:
+        if index >= len(state.options) and state.skippable and index == len(self._buttons[(flow.name, state.name)]) - 1:
             return _Answer(skipped=True)
-        slot = self._slot(session, state)
+        slot = flow.slots[state.slot or ""]
         if slot.type is SlotType.BOOL and not state.options:
             return _Answer(value=index == 0)
         value: ScalarValue = state.options[index].value
@@ -370,26 +457,21 @@ class Engine:
             if not text.strip():
                 return _Answer(problem=self.message("invalid_choice"))
             return _Answer(value=[e.key for e in self.diagnoser.read_story(text)])
-        parsed: int | Decimal | bool | None
-        if slot.type is SlotType.DAYS:
-            parsed = parse_days(text)
-        elif slot.type is SlotType.MONEY:
-            parsed = parse_money(text)
-        elif slot.type is SlotType.BOOL:
+        invalid = Msg(slot.invalid) if slot.invalid else self.message(f"invalid_{slot.type.value}")
+        if slot.type is SlotType.BOOL:
             parsed = parse_bool(text)
-        else:
-            parsed = None
-        if parsed is None:
-            return _Answer(problem=Msg(slot.invalid) if slot.invalid else self.message(f"invalid_{slot.type.value}"))
-        if not isinstance(parsed, bool) and not self._in_range(slot, Decimal(parsed)):
-            return _Answer(problem=self._range_problem(slot))
-        if isinstance(parsed, Decimal):
-            return _Answer(value=int(parsed) if parsed == parsed.to_integral_value() else float(parsed))
-        return _Answer(value=parsed)
-
-    @staticmethod
-    def _in_range(slot: Slot, number: Decimal) -> bool:
-        return (slot.minimum is None or number >= slot.minimum) and (slot.maximum is None or number <= slot.maximum)
+            return _Answer(problem=invalid) if parsed is None else _Answer(value=parsed)
+        kind = _NUMBER_KINDS.get(slot.type)
+        if kind is None:
+            return _Answer(problem=invalid)
+        reading = read_slot(text, kind, slot.minimum, slot.maximum)
+        if reading is None:
+            return _Answer(problem=invalid)
+        if isinstance(reading, Doubt):
+            if reading.reason == "out_of_range":
+                return _Answer(problem=self._range_problem(slot))
+            return _Answer(problem=self.message(reading.reason))
+        return _Answer(value=_plain(reading.value), reading=reading, readback=readback(reading, kind, self.message))
 
     def _range_problem(self, slot: Slot) -> Msg:
         def shown(limit: Decimal | None) -> ValueOf:
@@ -403,51 +485,68 @@ class Engine:
 
     # ------------------------------------------------------------------ moving
 
-    def _advance(self, session: Session, blocks: list[Block], scope: _Scope | None = None) -> Turn:
-        """Show what the current state says and go on until a question or the end."""
-        passed: list[tuple[str, str]] = []
-        if scope is None:  # (not `or`: a Mapping is truthy by len(), which would diagnose)
-            scope = _Scope(self, session.slots)  # slots do not change while passing through
+    def _enter(self, session: Session, blocks: Iterable[Block], target: str | None = None) -> Turn:
+        """Enter `target` (the entry flow's start by default) through the library's
+        `to_<state>` transition, then go on until a question or the end."""
+        entry = self.spec.flows[self.spec.entry_flow]
+        target = target or place(entry.name, entry.start)
+        current = place(session.flow, session.state)
+        cursor = _Cursor(current if current in self._places else target, session, _Scope(self.values, session.slots))
+        cursor.blocks.extend(blocks)
+        self.machine.events[f"to_{target}"].trigger(cursor)
+        return self._finish(cursor)
+
+    def _finish(self, cursor: _Cursor) -> Turn:
+        """Fire `next` until a state asked a question or an end state was reached."""
         for _ in range(MAX_HOPS):
-            state = self._state(session)
-            passed.append((session.flow, state.name))
-            if state.is_question:
-                if self._needs_asking(session, state, scope):
-                    question = self._question(session, state)
-                    return Turn(session, tuple(blocks), question, passed=tuple(passed))
-            else:
-                blocks.extend(self._show(session, state, scope))
-                if state.end:
-                    return Turn(session, tuple(blocks), None, finished=True, passed=tuple(passed))
-            session, before = self._step(session, scope), session
-            if (session.flow, session.state) == (before.flow, before.state):
+            if cursor.question is not None or cursor.finished:
+                flow, state = self._places[cursor.state]
+                at = cursor.session  # already at the turn's version: only the place changes
+                session = Session(
+                    flow.name, state.name, at.locale, at.slots, at.history, at.version, at.flags, at.since_crisis
+                )
+                return Turn(
+                    session,
+                    tuple(cursor.blocks),
+                    cursor.question,
+                    finished=cursor.finished,
+                    passed=tuple(cursor.passed),
+                    milestones=tuple(cursor.milestones),
+                )
+            if not self._next.trigger(cursor):
                 break
-        return self._recover(session)
+        return self.restart(cursor.session.locale, cursor.session.version + 1)
 
-    def _step(self, session: Session, scope: _Scope) -> Session:
-        """Leave the current state by its first `next` whose condition holds."""
-        cursor = _Cursor(session.state, scope)
-        self._machines[session.flow].events[NEXT].trigger(cursor)
-        if cursor.state.startswith("@"):
-            flow = self.spec.flows[cursor.state[1:]]
-            return session.evolve(flow=flow.name, state=flow.start, version=session.version)
-        return session.evolve(state=cursor.state, version=session.version)
+    def _entered(self, event: EventData) -> None:
+        """`on_enter` of every dialog state: say its texts, or ask its question if still needed."""
+        cursor = cast(_Cursor, event.model)
+        flow, state = self._places[cursor.state]
+        cursor.passed.append((flow.name, state.name))
+        if state.milestone is not None:
+            cursor.milestones.append(state.milestone)
+        if state.is_question:
+            if self._needs_asking(cursor, state):
+                cursor.question = self._question(flow, state, cursor)
+        else:
+            cursor.blocks.extend(self._show(state, cursor))
 
-    def _needs_asking(self, session: Session, state: State, scope: _Scope) -> bool:
-        if state.slot in session.slots:
-            return False  # already known, e.g. from the user's own words
-        return state.when is None or state.when.holds(scope)
+    @staticmethod
+    def _finished(event: EventData) -> None:
+        """`on_final` of the machine: an end state was entered."""
+        cast(_Cursor, event.model).finished = True
 
-    def _question(self, session: Session, state: State) -> Question:
-        flow = self.spec.flows[session.flow]
+    @staticmethod
+    def _needs_asking(cursor: _Cursor, state: State) -> bool:
+        if state.slot in cursor.session.slots and not state.repeat:
+            return False  # already known, e.g. from the user's own words (a menu asks again)
+        return state.when is None or state.when.holds(cursor.scope)
+
+    def _question(self, flow: Flow, state: State, cursor: _Cursor) -> Question:
         assert state.ask is not None
         options = self._choices[(flow.name, state.name)]
-        numbered = self._slot(session, state).type in (SlotType.CHOICE, SlotType.BOOL)
-        prompt = self._msg(state.ask, session)
-        return Question(state.name, prompt, options, session.version, state.skippable, numbered)
-
-    def _options(self, flow: Flow, state: State) -> tuple[Msg, ...]:
-        return self._buttons[(flow.name, state.name)]
+        numbered = flow.slots[state.slot or ""].type in (SlotType.CHOICE, SlotType.BOOL)
+        prompt = self._msg(state.ask, cursor)
+        return Question(state.name, prompt, options, cursor.session.version, state.skippable, numbered)
 
     def _labels(self, flow: Flow, state: State) -> Iterator[Msg]:
         slot = flow.slots.get(state.slot or "")
@@ -461,21 +560,32 @@ class Engine:
     def _state(self, session: Session) -> State:
         return self.spec.flows[session.flow].states[session.state]
 
-    def _slot(self, session: Session, state: State) -> Slot:
-        return self.spec.flows[session.flow].slots[state.slot or ""]
-
     # ------------------------------------------------------------------ showing
 
-    def _show(self, session: Session, state: State, scope: _Scope) -> Iterator[Block]:
+    def _show(self, state: State, cursor: _Cursor) -> Iterator[Block]:
+        scope = cursor.scope
         for text in state.say:
             if text.when is None or text.when.holds(scope):
-                yield Say(self._msg(text.text, session, scope))
+                yield Say(self._msg(text.text, cursor))
         if state.show_ranking:
-            yield self._ranking(scope[_RANKING])
+            yield self._ranking(scope[RANKING])
+        if state.show_calculation:
+            calculation = scope.get(CALCULATION)
+            if calculation is not None:
+                yield self._repayment(calculation)
         for phrase in state.phrases:
             if phrase.when is None or phrase.when.holds(scope):
-                title = self._msg(phrase.title, session, scope) if phrase.title else None
-                yield Phrase(self._msg(phrase.text, session, scope), title)
+                title = self._msg(phrase.title, cursor) if phrase.title else None
+                yield Phrase(self._msg(phrase.text, cursor), title)
+
+    def _repayment(self, calculation: Calculation) -> Repayment:
+        messages = self.spec.messages
+        title, x_axis, y_axis, legend = chart_msgs(calculation, messages)
+        curves = tuple(
+            Curve(label, option.balances, option.clears)
+            for label, option in zip(legend, calculation.options, strict=True)
+        )
+        return Repayment(tuple(calculation_msgs(calculation, messages)), title, x_axis, y_axis, curves)
 
     def _ranking(self, assessments: list[Assessment]) -> Ranking:
         causes = []
@@ -486,68 +596,35 @@ class Engine:
             )
         return Ranking(tuple(causes))
 
-    def assess(self, slots: Mapping[str, SlotValue]) -> list[Assessment]:
-        """The causes ranked for these answers (also the `diagnose` command's core)."""
-        return self.diagnoser.rank(slots, story_keys(slots))
-
-    def derived(self, slots: Mapping[str, SlotValue]) -> dict[str, Any]:
-        """Values conditions and texts may use besides the slots (see docs/dialogs.md)."""
-        ranking = self.assess(slots)
-        values: dict[str, Any] = {f"p_{a.cause.id}": a.probability for a in ranking}
-        values[_RANKING] = ranking
-        values["top_cause"] = ranking[0].cause.id if ranking else None
-        values["second_cause"] = ranking[1].cause.id if len(ranking) > 1 else None
-        top_reasons = [e.reason for e in ranking[0].evidence if e.reason and e.ratio > 1] if ranking else []
-        values["top_reason"] = top_reasons[0] if top_reasons else None
-        values.update(self._costs(slots))
-        return values
-
-    def _costs(self, slots: Mapping[str, SlotValue]) -> dict[str, Decimal]:
-        product = slots.get("product")
-        amount, days = slots.get("amount"), slots.get("days_overdue")
-        rates = self.spec.costs.get(str(product)) or self.spec.costs.get("other_loan")
-        if rates is None or isinstance(amount, bool | list | str) or amount is None:
-            return {}
-        if isinstance(days, bool) or not isinstance(days, int):
-            return {}
-        cost = estimate_cost(rates, Decimal(str(amount)), days)
-        return {"cost_interest": cost.interest, "cost_fee": cost.fee, "cost_total": cost.total}
-
-    def _msg(self, msgid: str, session: Session, scope: _Scope | None = None) -> Msg:
+    def _msg(self, msgid: str, cursor: _Cursor) -> Msg:
         names = placeholders(msgid)  # validated at load: never malformed here
         if not names:
             return _static_msg(msgid)
-        if scope is None:
-            scope = _Scope(self, session.slots)
         values: dict[str, ValueOf] = {}
         for name in names:
-            value = self._display(name, scope.get(name), session)
+            value = self._display(name, cursor)
             if value is not None:
                 values[name] = value
         return Msg(msgid, values)
 
-    def _display(self, name: str, value: Any, session: Session) -> ValueOf | None:
-        """A value as a user should see it: amounts as money, day counts as days, ids as labels."""
-        if name == "hotline":
-            hotlines = self.spec.crisis.hotlines
-            return hotlines.get(session.locale) or next(iter(hotlines.values()), None)
+    def _display(self, name: str, cursor: _Cursor) -> ValueOf | None:
+        """A value as a user should see it: derived values as the registry says, slots by type."""
+        value = cursor.scope.get(name)
+        if name in self.values.names:
+            return self.values.show(name, value, cursor.session.locale)
         if value is None:
             return None
-        if name in ("top_cause", "second_cause"):
-            return Msg(self.spec.cause(value).label)
-        if name == "top_reason":
-            return Msg(value)
-        if name.startswith("p_"):
-            return Percent(float(value))
-        if name.startswith("cost_"):
-            return Money(Decimal(value))
-        slot = self.spec.flows[session.flow].slots.get(name) or self._any_slot(name)
+        flow = self._places[cursor.state][0]
+        slot = flow.slots.get(name) or self._any_slot(name)
         if slot is None:
             return str(value)
-        if slot.type is SlotType.MONEY:
-            return Money(Decimal(str(value)))
-        if slot.type is SlotType.DAYS:
-            return Days(int(value))
+        kind = _NUMBER_KINDS.get(slot.type)
+        if kind is not None:
+            low, high = (cursor.scope.get(end) for end in range_keys(name))
+            if isinstance(low, int | float) and isinstance(high, int | float):
+                reading = Reading(Decimal(str(value)), Decimal(str(low)), Decimal(str(high)))
+                return shown(reading, kind, self.message)
+            return Money(Decimal(str(value))) if kind is Kind.MONEY else Days(int(value))
         if slot.type is SlotType.BOOL:
             return self.message("yes" if value else "no")
         if slot.type is SlotType.CHOICE:

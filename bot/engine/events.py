@@ -33,6 +33,7 @@ class CommandName(StrEnum):
     RESTART = "restart"
     LANGUAGE = "language"
     HELP = "help"
+    CALCULATOR = "calculator"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,11 @@ SlotValue = int | float | str | bool | list[str]
 SESSION_SCHEMA = 1
 
 
+def range_keys(slot_name: str) -> tuple[str, str]:
+    """Where a typed range's ends are kept beside the slot's middle value ("3–4个月")."""
+    return f"{slot_name}__low", f"{slot_name}__high"
+
+
 @dataclass(slots=True)
 class Snapshot:
     """Where the conversation was before an answer, so `/back` can return there."""
@@ -50,6 +55,9 @@ class Session:
     version: int = 0
     # Crisis help was shown in this conversation (shown again only on new words of despair).
     flags: frozenset[str] = frozenset()
+    # The user's messages since the crisis reply was last shown (None: never shown), so
+    # the reply comes back when despair does, but not on every message of a long exchange.
+    since_crisis: int | None = None
 
     def evolve(self, **changes: Any) -> Session:
         """A copy with `changes` applied and the version bumped."""
@@ -63,6 +71,7 @@ class Session:
             history=changes.get("history", self.history),
             version=changes["version"],
             flags=changes.get("flags", self.flags),
+            since_crisis=changes.get("since_crisis", self.since_crisis),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,6 +84,7 @@ class Session:
             "history": [snap.to_dict() for snap in self.history],
             "version": self.version,
             "flags": sorted(self.flags),
+            "since_crisis": self.since_crisis,
         }
 
     @classmethod
@@ -88,4 +98,5 @@ class Session:
             history=tuple(Snapshot.from_dict(s) for s in data.get("history", [])),
             version=int(data.get("version", 0)),
             flags=frozenset(str(f) for f in data.get("flags", [])),
+            since_crisis=None if data.get("since_crisis") is None else int(data["since_crisis"]),
         )

@@ -2,8 +2,8 @@
 
 Texts are `Msg` (an English msgid plus values); the channel translates them with the
 session's locale at render time, so switching language re-renders the same turn.
-These are values: never mutate one after creating it (see session.py on why they
-are not `frozen`).
+These are values: never mutate one after creating it (`Turn` is frozen; the small
+ones built many times per step are not, see session.py).
 """
 
 from __future__ import annotations
@@ -87,7 +87,30 @@ class Ranking:
     causes: tuple[RankedCause, ...]
 
 
-Block = Say | Phrase | Ranking
+@dataclass(frozen=True, slots=True)
+class Curve:
+    """One line of the repayment chart: what is still owed after each month."""
+
+    label: Msg
+    balances: tuple[Decimal, ...]
+    clears: bool  # False: the payment never clears the debt (drawn dashed)
+
+
+@dataclass(frozen=True, slots=True)
+class Repayment:
+    """The repayment calculator's answer: its paragraphs (the table), then its chart.
+
+    The terminal shows the paragraphs alone; Telegram adds the chart as a photo.
+    """
+
+    lines: tuple[Msg, ...]
+    title: Msg
+    x_axis: Msg
+    y_axis: Msg
+    curves: tuple[Curve, ...]
+
+
+Block = Say | Phrase | Ranking | Repayment
 
 
 @dataclass(slots=True)
@@ -112,9 +135,13 @@ class Question:
     numbered: bool = True
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Turn:
-    """The engine's answer to one event: what to show and the session after it."""
+    """The engine's answer to one event: what to show and the session after it.
+
+    Frozen: a turn is built once, with every flag it needs (`dataclasses.replace` makes
+    a variant, e.g. `replace(turn, stale=True)`). One per step, so the cost is small.
+    """
 
     session: Session
     blocks: tuple[Block, ...] = ()
@@ -123,6 +150,8 @@ class Turn:
     changed: bool = True
     # The conversation reached its end state; a new message starts over.
     finished: bool = False
+    # The `milestone:` of every state this turn passed (statistics: "plan" = the plan was shown).
+    milestones: tuple[str, ...] = ()
     # A button press that was not taken as an answer (stale, or forged): the channel
     # says so and takes the dead buttons away.
     stale: bool = False

@@ -2,22 +2,41 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from bot.spec.conditions import Condition
 from bot.spec.model import DialogSpec, Flow, SlotType, State, Where, placeholders
 
 PRIOR_TOLERANCE = 1e-6
+# Flow and state names become the machine's state names ("flow.state") and diagram ids.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# What each input of the cost estimate must be.
+_COST_SLOT_TYPES = {
+    "product": SlotType.CHOICE,
+    "amount": SlotType.MONEY,
+    "days": SlotType.DAYS,
+    "monthly": SlotType.MONEY,
+}
 
 
 def check_spec(spec: DialogSpec, first_file: str) -> list[str]:
     """Every problem with `spec` as a `file:line:column: message` line."""
+    from bot.engine.derived import condition_names, text_names  # the one list of derived values
+
     slot_names = {name for flow in spec.flows.values() for name in flow.slots}
-    known = _derived_names(spec) | slot_names
+    known = condition_names(spec) | slot_names
+    in_texts = text_names(spec) | slot_names
     problems: list[str] = []
     for flow in spec.flows.values():
-        problems.extend(_check_flow(flow, spec, known))
+        problems.extend(_check_flow(flow, spec, known, in_texts))
     problems.extend(_check_causes(spec, slot_names, known, first_file))
+    problems.extend(_check_cost_inputs(spec))
+    if spec.calculator_state is not None:
+        name, where = spec.calculator_state
+        flow_name, _, state_name = name.partition(".")
+        if state_name not in (spec.flows[flow_name].states if flow_name in spec.flows else {}):
+            problems.append(f"{where}: calculator_state '{name}' is not a state of the flows")
     if spec.entry_flow not in spec.flows:
         problems.append(
             f"{first_file}:1:1: the entry flow '{spec.entry_flow}' does not exist; "
@@ -31,17 +50,37 @@ def check_spec(spec: DialogSpec, first_file: str) -> list[str]:
     return problems
 
 
-def _derived_names(spec: DialogSpec) -> set[str]:
-    from bot.spec.loader import DERIVED_NAMES
+def _check_cost_inputs(spec: DialogSpec) -> Iterator[str]:
+    needs = spec.cost_inputs
+    if needs is None:
+        return
+    slots = {name: slot for flow in spec.flows.values() for name, slot in flow.slots.items()}
+    roles = [("product", needs.product), ("amount", needs.amount), ("days", needs.days)]
+    if needs.monthly is not None:
+        roles.append(("monthly", needs.monthly))
+    for role, name in roles:
+        slot = slots.get(name)
+        wanted = _COST_SLOT_TYPES[role]
+        if slot is None:
+            yield (
+                f"{needs.where}: the cost estimate needs the slot '{name}' ({role}), which no flow declares; "
+                f"declared: {', '.join(sorted(slots)) or 'none'}"
+            )
+        elif slot.type is not wanted:
+            yield f"{needs.where}: the cost estimate's {role} slot '{name}' must be of type {wanted.value}"
+    if needs.default_product is not None and needs.default_product not in spec.costs:
+        yield f"{needs.where}: default_product '{needs.default_product}' has no rates under costs:"
 
-    return set(DERIVED_NAMES) | {f"p_{cause.id}" for cause in spec.causes} | {"hotline"}
 
-
-def _check_flow(flow: Flow, spec: DialogSpec, known: set[str]) -> Iterator[str]:
+def _check_flow(flow: Flow, spec: DialogSpec, known: set[str], in_texts: set[str]) -> Iterator[str]:
+    if not _NAME.fullmatch(flow.name):
+        yield f"{flow.where}: flow name '{flow.name}' must be a word (letters, digits, _)"
     if flow.start not in flow.states:
         yield f"{flow.where}: flow '{flow.name}' starts at '{flow.start}', which is not one of its states"
     for state in flow.states.values():
-        yield from _check_state(state, flow, spec, known)
+        if not _NAME.fullmatch(state.name):
+            yield f"{state.where}: state name '{state.name}' must be a word (letters, digits, _)"
+        yield from _check_state(state, flow, spec, known, in_texts)
     reachable = _reachable(flow)
     for state in flow.states.values():
         if state.name not in reachable:
@@ -51,7 +90,7 @@ def _check_flow(flow: Flow, spec: DialogSpec, known: set[str]) -> Iterator[str]:
             )
 
 
-def _check_state(state: State, flow: Flow, spec: DialogSpec, known: set[str]) -> Iterator[str]:
+def _check_state(state: State, flow: Flow, spec: DialogSpec, known: set[str], in_texts: set[str]) -> Iterator[str]:
     where = state.where
     if state.slot is not None:
         slot = flow.slots.get(state.slot)
@@ -62,10 +101,10 @@ def _check_state(state: State, flow: Flow, spec: DialogSpec, known: set[str]) ->
             )
         elif slot.type is SlotType.CHOICE and not state.options:
             yield f"{where}: state '{state.name}' asks a choice but offers no options"
-    for condition in _conditions(state):
-        yield from _check_names(condition, known, where, f"state '{state.name}'")
+    for condition, at in _conditions(state):
+        yield from _check_names(condition, known, at, f"state '{state.name}'")
     for text in [t.text for t in state.say] + [p.text for p in state.phrases]:
-        yield from _check_placeholders(text, known, where)
+        yield from _check_placeholders(text, in_texts, where)
     if state.end:
         return
     if not state.branches:
@@ -86,10 +125,11 @@ def _check_state(state: State, flow: Flow, spec: DialogSpec, known: set[str]) ->
             )
 
 
-def _conditions(state: State) -> Iterator[Condition]:
+def _conditions(state: State) -> Iterator[tuple[Condition, Where]]:
+    """Each condition with the place to report it: a branch's own line, else the state's."""
     candidates = [state.when, *(t.when for t in state.say), *(p.when for p in state.phrases)]
-    candidates += [b.when for b in state.branches]
-    yield from (c for c in candidates if c is not None)
+    yield from ((c, state.where) for c in candidates if c is not None)
+    yield from ((b.when, b.where) for b in state.branches if b.when is not None)
 
 
 def _check_names(condition: Condition, known: set[str], where: Where, what: str) -> Iterator[str]:

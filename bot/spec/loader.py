@@ -15,10 +15,14 @@ from typing import IO, Any
 
 import yaml
 
+from bot.problems import ProblemsError
 from bot.spec.conditions import Condition, ConditionError, parse_condition
+from bot.spec.crisis_examples import attach_crisis_examples
+from bot.spec.examples import attach_examples, classifier_evidence
 from bot.spec.model import (
     Branch,
     Cause,
+    CostInputs,
     Crisis,
     DialogSpec,
     Evidence,
@@ -32,6 +36,7 @@ from bot.spec.model import (
     Text,
     Where,
 )
+from bot.spec.rates import CalculatorRates, read_calculator
 
 # The texts the engine and channels say themselves; messages.yaml must define each.
 REQUIRED_MESSAGES = (
@@ -65,16 +70,9 @@ REQUIRED_MESSAGES = (
     "unknown_command",
 )
 
-# Names a condition may read besides the flow's slots (computed by the engine).
-DERIVED_NAMES = frozenset({"top_cause", "second_cause", "top_reason", "cost_interest", "cost_fee", "cost_total"})
 
-
-class SpecError(Exception):
+class SpecError(ProblemsError):
     """A dialog folder that cannot be used; `problems` are `file:line:column: message` lines."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 # ---------------------------------------------------------------- marked YAML
@@ -293,15 +291,16 @@ class _Reader:
         what = f"state '{name}'"
         self.known_keys(
             block,
-            {"say", "ask", "slot", "options", "skippable", "when", "show", "phrases", "next", "end"},
+            {"say", "ask", "slot", "options", "skippable", "when", "show", "phrases", "next", "end", "repeat"}
+            | {"milestone"},
             what,
         )
         say = tuple(self.paragraphs(block.get("say"), block.value_where.get("say", where), what))
         options = tuple(self.options(block.get("options"), block.value_where.get("options", where), what))
         phrases = tuple(self.phrases(block.get("phrases"), block.value_where.get("phrases", where), what))
         show = block.get("show")
-        if show not in (None, "ranking"):
-            self.problem(block.value_where["show"], f"'show' in {what} can only be 'ranking'")
+        if show not in (None, "ranking", "calculation"):
+            self.problem(block.value_where["show"], f"'show' in {what} can only be 'ranking' or 'calculation'")
         ask = self.text(block, "ask", what)
         slot = block.get("slot")
         if ask is not None and not isinstance(slot, str):
@@ -318,10 +317,22 @@ class _Reader:
             skippable=block.get("skippable") is True,
             when=self.condition(block),
             show_ranking=show == "ranking",
+            show_calculation=show == "calculation",
             phrases=phrases,
             branches=tuple(self.branches(block.get("next"), block.value_where.get("next", where), what)),
             end=block.get("end") is True,
+            repeat=block.get("repeat") is True,
+            milestone=self.milestone(block, what),
         )
+
+    def milestone(self, block: MarkedMap, what: str) -> str | None:
+        value = block.get("milestone")
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.isidentifier():
+            self.problem(block.value_where["milestone"], f"'milestone' in {what} must be a word, e.g. plan")
+            return None
+        return value
 
     def paragraphs(self, value: Any, where: Where, what: str) -> Iterator[Text]:
         for item, at in self.items(value, where, f"'say' in {what}"):
@@ -383,7 +394,7 @@ class _Reader:
             block = self.map(item, at, "a cause")
             if block is None:
                 continue
-            self.known_keys(block, {"id", "label", "prior", "evidence"}, "a cause")
+            self.known_keys(block, {"id", "label", "prior", "evidence", "classifier"}, "a cause")
             cause_id = block.get("id")
             if not isinstance(cause_id, str):
                 self.problem(block.where, "a cause needs 'id:'")
@@ -399,6 +410,7 @@ class _Reader:
                 found = self.evidence(entry, entry_at, f"{cause_id}/{index}", what)
                 if found:
                     evidence.append(found)
+            evidence.extend(classifier_evidence(self, block, what, cause_id))
             label = self.text(block, "label", what, required=True) or cause_id
             result.append(Cause(cause_id, label, float(prior), tuple(evidence)))
         return result
@@ -446,11 +458,40 @@ class _Reader:
             )
         return result
 
+    def cost_inputs(self, doc: MarkedMap) -> CostInputs | None:
+        """`needs:` (the slots the estimate reads) and `default_product:` beside `costs:`."""
+        if "needs" not in doc:
+            self.problem(
+                doc.where,
+                "costs need 'needs: {product: …, amount: …, days: …}' naming the slots the estimate reads",
+            )
+            return None
+        needs = self.map(doc["needs"], doc.value_where["needs"], "needs")
+        if needs is None:
+            return None
+        self.known_keys(needs, {"product", "amount", "days", "monthly"}, "needs")
+        names: dict[str, str] = {}
+        for key in ("product", "amount", "days"):
+            value = needs.get(key)
+            if not isinstance(value, str) or not value.strip():
+                self.problem(needs.value_where.get(key, needs.where), f"'needs' must name the slot for '{key}'")
+                return None
+            names[key] = value.strip()
+        default = doc.get("default_product")
+        if default is not None and not isinstance(default, str):
+            self.problem(doc.value_where["default_product"], "'default_product' must name a product under costs:")
+            default = None
+        monthly = needs.get("monthly")
+        if monthly is not None and not isinstance(monthly, str):
+            self.problem(needs.value_where["monthly"], "'needs' must name the slot for 'monthly'")
+            monthly = None
+        return CostInputs(names["product"], names["amount"], names["days"], needs.where, default, monthly)
+
     def settings(self, doc: MarkedMap) -> tuple[str | None, Crisis | None]:
         block = self.map(doc.get("settings"), doc.value_where["settings"], "settings")
         if block is None:
             return None, None
-        self.known_keys(block, {"entry_flow", "crisis"}, "settings")
+        self.known_keys(block, {"entry_flow", "crisis", "skip_words", "calculator_state"}, "settings")
         entry = block.get("entry_flow")
         crisis_block = self.map(block.get("crisis"), block.value_where.get("crisis", block.where), "crisis")
         crisis = None
@@ -467,6 +508,24 @@ class _Reader:
             hotlines = {str(k): str(v) for k, v in (hotline_block or {}).items()}
             crisis = Crisis(keywords, hotlines)
         return (entry if isinstance(entry, str) else None), crisis
+
+    def calculator_state(self, doc: MarkedMap) -> tuple[str, Where] | None:
+        """Where `/calculator` takes the user: `flow.state` (checked against the flows)."""
+        block = self.map(doc.get("settings"), doc.value_where["settings"], "settings")
+        if block is None or "calculator_state" not in block:
+            return None
+        value, where = block["calculator_state"], block.value_where["calculator_state"]
+        if not isinstance(value, str) or value.count(".") != 1:
+            self.problem(where, "'calculator_state' must name a state as flow.state, e.g. cardholder.calculator")
+            return None
+        return value, where
+
+    def skip_words(self, doc: MarkedMap) -> frozenset[str]:
+        block = self.map(doc.get("settings"), doc.value_where["settings"], "settings")
+        if block is None or "skip_words" not in block:
+            return frozenset()
+        words = self.items(block["skip_words"], block.value_where["skip_words"], "skip_words")
+        return frozenset(str(word).strip().lower() for word, _ in words if str(word).strip())
 
     def messages(self, doc: MarkedMap) -> dict[str, str]:
         block = self.map(doc.get("messages"), doc.value_where["messages"], "messages")
@@ -486,6 +545,10 @@ class _Parts:
     messages: dict[str, str] = field(default_factory=dict)
     entry_flow: str | None = None
     crisis: Crisis | None = None
+    cost_inputs: CostInputs | None = None
+    calculator: CalculatorRates = field(default_factory=CalculatorRates)
+    skip_words: frozenset[str] = frozenset()
+    calculator_state: tuple[str, Where] | None = None
 
 
 def _read_file(reader: _Reader, doc: Any, parts: _Parts) -> None:
@@ -499,7 +562,7 @@ def _read_file(reader: _Reader, doc: Any, parts: _Parts) -> None:
     handlers: dict[str, Callable[[], None]] = {
         "flow": lambda: _add_flow(reader, doc, parts),
         "causes": lambda: parts.causes.extend(reader.causes(doc)),
-        "costs": lambda: parts.costs.update(reader.costs(doc)),
+        "costs": lambda: _add_costs(reader, doc, parts),
         "messages": lambda: parts.messages.update(reader.messages(doc)),
         "settings": lambda: _add_settings(reader, doc, parts),
     }
@@ -522,8 +585,17 @@ def _add_flow(reader: _Reader, doc: MarkedMap, parts: _Parts) -> None:
     parts.flows[flow.name] = flow
 
 
+def _add_costs(reader: _Reader, doc: MarkedMap, parts: _Parts) -> None:
+    parts.costs.update(reader.costs(doc))
+    parts.cost_inputs = reader.cost_inputs(doc)
+    if (calculator := read_calculator(reader, doc)) is not None:
+        parts.calculator = calculator
+
+
 def _add_settings(reader: _Reader, doc: MarkedMap, parts: _Parts) -> None:
     parts.entry_flow, parts.crisis = reader.settings(doc)
+    parts.skip_words = reader.skip_words(doc)
+    parts.calculator_state = reader.calculator_state(doc)
 
 
 def texts_in(stream: IO[str] | str, file: str) -> list[tuple[str, Where]]:
@@ -556,14 +628,22 @@ def load_dialogs(folder: Path) -> DialogSpec:
         problems.extend(reader.problems)
         texts.extend(reader.texts)
     first_file = _display_name(files[0])
+    parts.causes, example_problems = attach_examples(folder, parts.causes)
+    problems.extend(example_problems)
+    crisis, crisis_problems = attach_crisis_examples(folder, parts.crisis or Crisis({}, {}))
+    problems.extend(crisis_problems)
     spec = DialogSpec(
         flows=parts.flows,
         causes=tuple(parts.causes),
         costs=parts.costs,
         messages=parts.messages,
         entry_flow=parts.entry_flow or next(iter(parts.flows), ""),
-        crisis=parts.crisis or Crisis({}, {}),
+        crisis=crisis,
         texts=tuple(texts),
+        cost_inputs=parts.cost_inputs,
+        calculator=parts.calculator,
+        skip_words=parts.skip_words,
+        calculator_state=parts.calculator_state,
     )
     if not unreadable:  # a file that did not parse would only cause follow-on noise
         problems.extend(check_spec(spec, first_file))

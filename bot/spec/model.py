@@ -12,6 +12,7 @@ from enum import StrEnum
 from functools import lru_cache
 
 from bot.spec.conditions import Condition
+from bot.spec.rates import CalculatorRates
 
 
 @lru_cache(maxsize=4096)
@@ -96,6 +97,11 @@ class State:
     skippable: bool = False
     when: Condition | None = None
     show_ranking: bool = False
+    show_calculation: bool = False  # the repayment calculator's table and chart
+    # Asked every time it is entered, even when its slot already has an answer (menus).
+    repeat: bool = False
+    # A point the statistics count when a conversation passes it (`milestone: plan`).
+    milestone: str | None = None
     phrases: tuple[PhraseSpec, ...] = ()
     branches: tuple[Branch, ...] = ()
     end: bool = False
@@ -134,6 +140,8 @@ class Cause:
     label: str
     prior: float
     evidence: tuple[Evidence, ...] = ()
+    # Stories for the text classifier, by language (dialogs/examples/<cause id>.yaml).
+    examples: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -147,9 +155,28 @@ class ProductCosts:
 
 
 @dataclass(frozen=True)
+class CostInputs:
+    """Which slots the cost estimate reads (`needs:` in costs.yaml), checked at load.
+
+    `default_product` names the rates used for a product without its own.
+    """
+
+    product: str
+    amount: str
+    days: str
+    where: Where
+    default_product: str | None = None
+    # What the person can repay a month (the repayment calculator's input), if asked.
+    monthly: str | None = None
+
+
+@dataclass(frozen=True)
 class Crisis:
     keywords: dict[str, tuple[str, ...]]
     hotlines: dict[str, str]
+    # Examples for the crisis classifier (dialogs/crisis_examples.yaml): "crisis" and
+    # "not_crisis", each by language.
+    examples: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -164,6 +191,14 @@ class DialogSpec:
     crisis: Crisis
     # Every translatable text and where it was written, for the translation check.
     texts: tuple[tuple[str, Where], ...] = ()
+    # What the cost estimate reads; None when costs.yaml does not say (then no estimate).
+    cost_inputs: CostInputs | None = None
+    # The repayment calculator's rates (costs.yaml `calculator:`); FACTS defaults without it.
+    calculator: CalculatorRates = field(default_factory=CalculatorRates)
+    # Words that skip a skippable question (settings.yaml `skip_words`), in lower case.
+    skip_words: frozenset[str] = frozenset()
+    # Where `/calculator` enters ("flow.state", settings.yaml), and where that was written.
+    calculator_state: tuple[str, Where] | None = None
 
     def cause(self, cause_id: str) -> Cause:
         return next(cause for cause in self.causes if cause.id == cause_id)

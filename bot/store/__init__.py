@@ -5,15 +5,18 @@
 interface and `docs/design.md` for why.
 
 Event hash key: events keep a chat only as HMAC-SHA256(key, chat key). The key comes
-from the ``hash_key`` argument, else the ``EVENT_HASH_KEY`` environment variable, else
-a random key generated once and kept in the database's ``store_secrets`` table.
+from the ``hash_key`` argument (EVENT_HASH_KEY in the settings), else a random key
+generated once and kept in the database's ``store_secrets`` table.
+
+The SQL both databases share (schema, migrations, upsert, erase, prune) is written once
+in `bot.store.sql`; each store keeps only its dialect and its locking.
 """
 
 from __future__ import annotations
 
-from bot.store.base import Conversation, Reminder, Store, StoreUnavailable
+from bot.store.base import Change, Conversation, Reminder, Store, StoreUnavailable
 
-__all__ = ["Conversation", "Reminder", "Store", "StoreUnavailable", "open_store"]
+__all__ = ["Change", "Conversation", "Reminder", "Store", "StoreUnavailable", "open_store"]
 
 
 def open_store(url: str, *, hash_key: bytes | None = None) -> Store:

@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,11 +21,8 @@ from bot.engine.session import Session
 
 log = logging.getLogger("bot.store")
 
-#: Environment variable holding the secret that keys the HMAC of chat keys in `events`.
-EVENT_HASH_KEY_ENV = "EVENT_HASH_KEY"
-
-#: Name of the row in `store_secrets` holding the generated hash key when
-#: `EVENT_HASH_KEY` is not set.
+#: Name of the row in `store_secrets` holding the generated hash key when none is
+#: configured (EVENT_HASH_KEY, read by bot/config.py).
 HASH_KEY_SECRET_NAME = "event_hash_key"  # noqa: S105 (a row name, not a secret)
 
 #: Telegram re-delivers an unacknowledged update for about a day; a week of processed
@@ -67,12 +63,6 @@ def to_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
-
-
-def hash_key_from_env() -> bytes | None:
-    """The event hash key from `EVENT_HASH_KEY` (UTF-8), or None when unset or empty."""
-    value = os.environ.get(EVENT_HASH_KEY_ENV, "")
-    return value.encode("utf-8") if value else None
 
 
 def chat_hash(hash_key: bytes | None, chat_key: str) -> str:

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from bot.engine.session import Session
@@ -29,9 +30,18 @@ class StoreUnavailable(RuntimeError):
     """The database could not be reached or failed mid-operation; nothing was committed."""
 
 
+class Change(Enum):
+    """What a `conversation` block decided to write when it exits."""
+
+    NOTHING = "nothing"  # the session stays as it was (the update id is still recorded)
+    SAVE = "save"  # `Conversation.saved` replaces the session
+    ERASE = "erase"  # everything about the chat goes (`/forget`)
+
+
 @dataclass
 class Conversation:
-    """One chat's session inside a `Store.conversation` block."""
+    """One chat's session inside a `Store.conversation` block: the channel reads it and
+    says what to write (`save`, `erase`); the store reads `change` and `saved` at the end."""
 
     chat_key: str
     session: Session | None
@@ -39,18 +49,16 @@ class Conversation:
     duplicate: bool = False
     # The stored row could not be read back (corrupt or from an older schema).
     damaged: bool = False
-    _to_save: Session | None = None
-    _erase: bool = False
+    change: Change = field(default=Change.NOTHING, init=False)
+    saved: Session | None = field(default=None, init=False)
 
     def save(self, session: Session) -> None:
         """Keep `session` when the block exits without an exception."""
-        self._to_save = session
-        self._erase = False
+        self.change, self.saved = Change.SAVE, session
 
     def erase(self) -> None:
         """Forget this chat entirely when the block exits (`/forget`)."""
-        self._erase = True
-        self._to_save = None
+        self.change, self.saved = Change.ERASE, None
 
 
 @dataclass(frozen=True)

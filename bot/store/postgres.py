@@ -45,68 +45,42 @@ from bot.store._common import (
     KeyedLocks,
     PruneSchedule,
     chat_hash,
-    hash_key_from_env,
     lock_id,
     read_session,
     session_row,
     to_utc,
     utc_now,
 )
-from bot.store.base import Conversation, Reminder, Store, StoreUnavailable
+from bot.store.base import Change, Conversation, Reminder, Store, StoreUnavailable
+from bot.store.sql import Dialect, Statements, erase_parameters, pending_migrations, schema_version
 
 log = logging.getLogger("bot.store.postgres")
 
 T = TypeVar("T")
 Conn = AsyncConnection[Any]
 
-#: Ordered migrations; migration ``i`` (1-based) is ``MIGRATIONS[i - 1]``. Never edit
-#: a released entry: append a new one. The same logical schema as the SQLite store.
-MIGRATIONS: tuple[tuple[LiteralString, ...], ...] = (
-    (
-        """CREATE TABLE sessions (
-            chat_key   text PRIMARY KEY,
-            data       jsonb NOT NULL,
-            flow       text NOT NULL,
-            state      text NOT NULL,
-            locale     text NOT NULL,
-            version    integer NOT NULL,
-            created_at timestamptz NOT NULL,
-            updated_at timestamptz NOT NULL
-        )""",
-        "CREATE INDEX sessions_updated_at_idx ON sessions (updated_at)",
-        # Keyed by chat too: update ids are unique per bot, not per store.
-        """CREATE TABLE processed_updates (
-            chat_key     text NOT NULL,
-            update_id    bigint NOT NULL,
-            processed_at timestamptz NOT NULL,
-            PRIMARY KEY (chat_key, update_id)
-        )""",
-        "CREATE INDEX processed_updates_processed_at_idx ON processed_updates (processed_at)",
-        """CREATE TABLE reminders (
-            id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            chat_key text NOT NULL,
-            due_at   timestamptz NOT NULL,
-            payload  jsonb NOT NULL,
-            sent_at  timestamptz
-        )""",
-        "CREATE INDEX reminders_due_idx ON reminders (due_at) WHERE sent_at IS NULL",
-        "CREATE INDEX reminders_chat_key_idx ON reminders (chat_key)",
-        """CREATE TABLE events (
-            id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            name       text NOT NULL,
-            chat_hash  text NOT NULL,
-            data       jsonb NOT NULL,
-            created_at timestamptz NOT NULL
-        )""",
-        "CREATE INDEX events_chat_hash_idx ON events (chat_hash)",
-        "CREATE INDEX events_name_idx ON events (name)",
-        # The event hash key, generated once when EVENT_HASH_KEY is not set.
-        """CREATE TABLE store_secrets (
-            name  text PRIMARY KEY,
-            value bytea NOT NULL
-        )""",
-    ),
+# What differs from SQLite; everything else is in bot/store/sql.py.
+POSTGRES = Dialect(
+    name="postgresql",
+    types={
+        "text": "text",
+        "json": "jsonb",
+        "time": "timestamptz",
+        "bytes": "bytea",
+        "int": "integer",
+        "bigint": "bigint",
+        "id": "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    },
+    placeholder="%s",
 )
+SQL = Statements.for_dialect(POSTGRES)
+
+
+def _q(statement: str) -> LiteralString:
+    # The statements are constants of bot/store/sql.py rendered at import, never built
+    # from data, which is what psycopg's LiteralString typing guards against.
+    return statement
+
 
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
@@ -125,10 +99,10 @@ class PostgresStore(Store):
         ``key=value`` connection string. Never logged (it may carry a password).
     :param schema: keep the tables in this schema (created if missing) instead of the
         first one on the server's ``search_path``. Letters, digits and ``_`` only.
-    :param hash_key: secret for the HMAC of chat keys in events. Default: the
-        ``EVENT_HASH_KEY`` environment variable (UTF-8) if set, else a random key
-        generated once and kept in the database (table ``store_secrets``), so every
-        replica uses the same one. Changing it unlinks existing events from their chats.
+    :param hash_key: secret for the HMAC of chat keys in events (EVENT_HASH_KEY, read
+        by bot/config.py). Default: a random key generated once and kept in the database
+        (table ``store_secrets``), so every replica uses the same one. Changing it
+        unlinks existing events from their chats.
     :param clock: returns the current time (tests pass a fake one); default UTC now.
     :param min_size: connections the pool keeps open.
     :param max_size: most connections the pool opens; one per conversation in
@@ -157,7 +131,7 @@ class PostgresStore(Store):
             raise ValueError("schema: letters, digits and _ only, at most 63, not a digit first")
         self._conninfo = conninfo
         self._schema = schema
-        self._hash_key = hash_key if hash_key is not None else hash_key_from_env()
+        self._hash_key = hash_key
         self._clock = clock or utc_now
         self._min_size = min_size
         self._max_size = max_size
@@ -222,32 +196,18 @@ class PostgresStore(Store):
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_id(self._namespace, "migrate"),))
             if self._schema is not None:
                 await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self._schema)))
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version integer PRIMARY KEY, applied_at timestamptz NOT NULL)"
-            )
-            cursor = await conn.execute("SELECT version FROM schema_migrations")
+            await conn.execute(_q(SQL.create_migrations_table))
+            cursor = await conn.execute(_q(SQL.applied_versions))
             done = {row[0] for row in await cursor.fetchall()}
-            applied = 0
-            for version, statements in enumerate(MIGRATIONS, start=1):
-                if version in done:
-                    continue
-                for statement in statements:
-                    await conn.execute(statement)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES (%s, %s)",
-                    (version, to_utc(self._clock())),
-                )
-                applied += 1
-            newest = max(done | {len(MIGRATIONS)})
-            if newest > len(MIGRATIONS):
-                log.warning("the database schema (v%d) is newer than this code (v%d)", newest, len(MIGRATIONS))
+            pending = pending_migrations(done)
+            for version, _ in pending:
+                for statement in SQL.migrations[version - 1]:
+                    await conn.execute(_q(statement))
+                await conn.execute(_q(SQL.record_migration), (version, to_utc(self._clock())))
+            applied, newest = len(pending), schema_version(done)
             if self._hash_key is None:
-                await conn.execute(
-                    "INSERT INTO store_secrets (name, value) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
-                    (HASH_KEY_SECRET_NAME, secrets.token_bytes(32)),
-                )
-                cursor = await conn.execute("SELECT value FROM store_secrets WHERE name = %s", (HASH_KEY_SECRET_NAME,))
+                await conn.execute(_q(SQL.keep_secret), (HASH_KEY_SECRET_NAME, secrets.token_bytes(32)))
+                cursor = await conn.execute(_q(SQL.read_secret), (HASH_KEY_SECRET_NAME,))
                 row = await cursor.fetchone()
                 assert row is not None
                 self._hash_key = bytes(row[0])
@@ -333,33 +293,20 @@ class PostgresStore(Store):
         key = conv.chat_key
         # Separate statements rather than a pipeline: measured here, psycopg's pipeline
         # mode made the block slower (4.8 ms against 2.2 ms), not faster.
-        if conv._erase:
-            # /forget: every row that mentions the chat, events through their hash.
-            # The update id is not recorded either: that row would mention the chat.
-            await conn.execute("DELETE FROM sessions WHERE chat_key = %s", (key,))
-            await conn.execute("DELETE FROM reminders WHERE chat_key = %s", (key,))
-            await conn.execute("DELETE FROM processed_updates WHERE chat_key = %s", (key,))
-            await conn.execute("DELETE FROM events WHERE chat_hash = %s", (chat_hash(self._hash_key, key),))
+        if conv.change is Change.ERASE:
+            for statement, parameters in zip(
+                SQL.erase_chat, erase_parameters(key, chat_hash(self._hash_key, key)), strict=True
+            ):
+                await conn.execute(_q(statement), parameters)
             return
-        if conv._to_save is not None:
-            row = session_row(conv._to_save)
+        if conv.saved is not None:
+            row = session_row(conv.saved)
             await conn.execute(
-                """INSERT INTO sessions
-                       (chat_key, data, flow, state, locale, version, created_at, updated_at)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-                   ON CONFLICT (chat_key) DO UPDATE SET
-                       data = EXCLUDED.data, flow = EXCLUDED.flow, state = EXCLUDED.state,
-                       locale = EXCLUDED.locale, version = EXCLUDED.version,
-                       updated_at = EXCLUDED.updated_at""",
+                _q(SQL.upsert_session),
                 (key, Jsonb(row.data), row.flow, row.state, row.locale, row.version, now, now),
             )
         if update_id is not None:
-            # A plain INSERT: a duplicate here would mean the lock failed, and the
-            # primary key then refuses the second application.
-            await conn.execute(
-                "INSERT INTO processed_updates (chat_key, update_id, processed_at) VALUES (%s, %s, %s)",
-                (key, update_id, now),
-            )
+            await conn.execute(_q(SQL.record_update), (key, update_id, now))
 
     async def _maybe_prune(self) -> None:
         """Forget processed update ids older than the retention, at most once an interval."""
@@ -368,7 +315,7 @@ class PostgresStore(Store):
             return
 
         async def prune(conn: Conn) -> int:
-            cursor = await conn.execute("DELETE FROM processed_updates WHERE processed_at < %s", (cutoff,))
+            cursor = await conn.execute(_q(SQL.prune_processed), (cutoff,))
             return cursor.rowcount
 
         try:
@@ -386,7 +333,7 @@ class PostgresStore(Store):
         """The stored session, or None when there is none or it cannot be read."""
 
         async def query(conn: Conn) -> Any:
-            cursor = await conn.execute("SELECT data FROM sessions WHERE chat_key = %s", (chat_key,))
+            cursor = await conn.execute(_q(SQL.load_session), (chat_key,))
             return await cursor.fetchone()
 
         found = await self._run(query)
@@ -395,21 +342,13 @@ class PostgresStore(Store):
     async def record_event(self, name: str, chat_key: str, data: dict[str, Any]) -> None:
         """Count event `name`; the chat is stored only as its keyed hash."""
         values = (name, chat_hash(self._hash_key, chat_key), Jsonb(data), to_utc(self._clock()))
-        await self._run(
-            lambda conn: conn.execute(
-                "INSERT INTO events (name, chat_hash, data, created_at) VALUES (%s, %s, %s, %s)",
-                values,
-            )
-        )
+        await self._run(lambda conn: conn.execute(_q(SQL.insert_event), values))
 
     async def add_reminder(self, chat_key: str, due_at: datetime, payload: dict[str, Any]) -> int:
         """Plan a reminder; returns its id."""
 
         async def insert(conn: Conn) -> int:
-            cursor = await conn.execute(
-                "INSERT INTO reminders (chat_key, due_at, payload) VALUES (%s, %s, %s) RETURNING id",
-                (chat_key, to_utc(due_at), Jsonb(payload)),
-            )
+            cursor = await conn.execute(_q(SQL.insert_reminder), (chat_key, to_utc(due_at), Jsonb(payload)))
             row = await cursor.fetchone()
             assert row is not None
             return int(row[0])
@@ -420,11 +359,7 @@ class PostgresStore(Store):
         """Unsent reminders due at `now` or earlier, oldest first."""
 
         async def query(conn: Conn) -> list[Any]:
-            cursor = await conn.execute(
-                "SELECT id, chat_key, due_at, payload FROM reminders"
-                " WHERE sent_at IS NULL AND due_at <= %s ORDER BY due_at, id LIMIT %s",
-                (to_utc(now), limit),
-            )
+            cursor = await conn.execute(_q(SQL.due_reminders), (to_utc(now), limit))
             return await cursor.fetchall()
 
         rows = await self._run(query)
@@ -442,7 +377,7 @@ class PostgresStore(Store):
         """Delete sessions last written before `idle_since`; returns how many."""
 
         async def purge(conn: Conn) -> int:
-            cursor = await conn.execute("DELETE FROM sessions WHERE updated_at < %s", (to_utc(idle_since),))
+            cursor = await conn.execute(_q(SQL.purge_idle), (to_utc(idle_since),))
             return cursor.rowcount
 
         deleted = await self._run(purge)
@@ -457,10 +392,10 @@ class PostgresStore(Store):
         async def query(conn: Conn) -> dict[str, int]:
             # Two statements, two snapshots: the counts are for a dashboard, a few
             # commits' skew between them does not matter.
-            cursor = await conn.execute("SELECT count(*) FROM sessions")
+            cursor = await conn.execute(_q(SQL.count_sessions))
             row = await cursor.fetchone()
             result = {"active_conversations": int(row[0]) if row else 0}
-            cursor = await conn.execute("SELECT name, count(*) FROM events GROUP BY name ORDER BY name")
+            cursor = await conn.execute(_q(SQL.count_events))
             for name, count in await cursor.fetchall():
                 result[f"event:{name}"] = int(count)
             return result

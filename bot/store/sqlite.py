@@ -51,13 +51,13 @@ from bot.store._common import (
     SessionRow,
     chat_hash,
     dump_json,
-    hash_key_from_env,
     read_session,
     session_row,
     to_utc,
     utc_now,
 )
-from bot.store.base import Conversation, Reminder, Store, StoreUnavailable
+from bot.store.base import Change, Conversation, Reminder, Store, StoreUnavailable
+from bot.store.sql import Dialect, Statements, erase_parameters, pending_migrations, schema_version
 
 if sys.platform != "win32":
     import fcntl
@@ -66,57 +66,21 @@ log = logging.getLogger("bot.store.sqlite")
 
 T = TypeVar("T")
 
-#: Ordered migrations; migration ``i`` (1-based) is ``MIGRATIONS[i - 1]``. Never edit
-#: a released entry: append a new one. Each is a list of statements (not a script:
-#: ``executescript`` would commit the surrounding transaction).
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        # Timestamps are ISO-8601 text in UTC with microseconds and "+00:00": fixed
-        # width, so comparing the text compares the instants.
-        """CREATE TABLE sessions (
-            chat_key   TEXT PRIMARY KEY,
-            data       TEXT NOT NULL,
-            flow       TEXT NOT NULL,
-            state      TEXT NOT NULL,
-            locale     TEXT NOT NULL,
-            version    INTEGER NOT NULL,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL
-        )""",
-        "CREATE INDEX sessions_updated_at_idx ON sessions (updated_at)",
-        # Keyed by chat too: update ids are unique per bot, not per store.
-        """CREATE TABLE processed_updates (
-            chat_key     TEXT NOT NULL,
-            update_id    INTEGER NOT NULL,
-            processed_at TEXT NOT NULL,
-            PRIMARY KEY (chat_key, update_id)
-        )""",
-        "CREATE INDEX processed_updates_processed_at_idx ON processed_updates (processed_at)",
-        """CREATE TABLE reminders (
-            id       INTEGER PRIMARY KEY AUTOINCREMENT,
-            chat_key TEXT NOT NULL,
-            due_at   TEXT NOT NULL,
-            payload  TEXT NOT NULL,
-            sent_at  TEXT
-        )""",
-        "CREATE INDEX reminders_due_idx ON reminders (due_at) WHERE sent_at IS NULL",
-        "CREATE INDEX reminders_chat_key_idx ON reminders (chat_key)",
-        """CREATE TABLE events (
-            id         INTEGER PRIMARY KEY AUTOINCREMENT,
-            name       TEXT NOT NULL,
-            chat_hash  TEXT NOT NULL,
-            data       TEXT NOT NULL,
-            created_at TEXT NOT NULL
-        )""",
-        "CREATE INDEX events_chat_hash_idx ON events (chat_hash)",
-        "CREATE INDEX events_name_idx ON events (name)",
-        # The event hash key, generated once when EVENT_HASH_KEY is not set.
-        """CREATE TABLE store_secrets (
-            name  TEXT PRIMARY KEY,
-            value BLOB NOT NULL
-        )""",
-    ),
+# What differs from PostgreSQL; everything else is in bot/store/sql.py.
+SQLITE = Dialect(
+    name="sqlite",
+    types={
+        "text": "TEXT",
+        "json": "TEXT",
+        "time": "TEXT",
+        "bytes": "BLOB",
+        "int": "INTEGER",
+        "bigint": "INTEGER",
+        "id": "INTEGER PRIMARY KEY AUTOINCREMENT",
+    },
+    placeholder="?",
 )
+SQL = Statements.for_dialect(SQLITE)
 
 _SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
 
@@ -275,10 +239,10 @@ class SqliteStore(Store):
         ``?synchronous=normal`` trades durability of the last commits on power loss
         (not on a crash) for speed; the default ``full`` makes a committed update
         durable before Telegram is told it was handled.
-    :param hash_key: secret for the HMAC of chat keys in events. Default: the
-        ``EVENT_HASH_KEY`` environment variable (UTF-8) if set, else a random key
-        generated once and kept in the database (table ``store_secrets``). Changing it
-        unlinks existing events from their chats (``/forget`` can no longer find them).
+    :param hash_key: secret for the HMAC of chat keys in events (EVENT_HASH_KEY, read
+        by bot/config.py). Default: a random key generated once and kept in the database
+        (table ``store_secrets``). Changing it unlinks existing events from their chats
+        (``/forget`` can no longer find them).
     :param clock: returns the current time (tests pass a fake one); default UTC now.
     :param busy_timeout: seconds to wait for another process's write lock before
         giving up with `StoreUnavailable`.
@@ -299,7 +263,7 @@ class SqliteStore(Store):
         if synchronous not in _SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {', '.join(_SYNCHRONOUS).lower()}")
         self._synchronous = synchronous
-        self._hash_key = hash_key if hash_key is not None else hash_key_from_env()
+        self._hash_key = hash_key
         self._clock = clock or utc_now
         self._busy_timeout = busy_timeout
         self._workers = workers
@@ -388,30 +352,17 @@ class SqliteStore(Store):
         # BEGIN IMMEDIATE takes the write lock first, so two processes starting at once
         # migrate one after the other; the second finds nothing left to do.
         with self._write_lock(), _transaction(conn, immediate=True):
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ( version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
-            )
-            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-            applied = 0
-            for version, statements in enumerate(MIGRATIONS, start=1):
-                if version in done:
-                    continue
-                for statement in statements:
+            conn.execute(SQL.create_migrations_table)
+            done = {row[0] for row in conn.execute(SQL.applied_versions)}
+            pending = pending_migrations(done)
+            for version, _ in pending:
+                for statement in SQL.migrations[version - 1]:
                     conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                    (version, _ts(self._clock())),
-                )
-                applied += 1
-            newest = max(done | {len(MIGRATIONS)})
-            if newest > len(MIGRATIONS):
-                log.warning("the database schema (v%d) is newer than this code (v%d)", newest, len(MIGRATIONS))
+                conn.execute(SQL.record_migration, (version, _ts(self._clock())))
+            applied, newest = len(pending), schema_version(done)
             if hash_key is None:
-                conn.execute(
-                    "INSERT OR IGNORE INTO store_secrets (name, value) VALUES (?, ?)",
-                    (HASH_KEY_SECRET_NAME, secrets.token_bytes(32)),
-                )
-                row = conn.execute("SELECT value FROM store_secrets WHERE name = ?", (HASH_KEY_SECRET_NAME,)).fetchone()
+                conn.execute(SQL.keep_secret, (HASH_KEY_SECRET_NAME, secrets.token_bytes(32)))
+                row = conn.execute(SQL.read_secret, (HASH_KEY_SECRET_NAME,)).fetchone()
                 hash_key = bytes(row[0])
         return applied, newest, hash_key
 
@@ -461,11 +412,11 @@ class SqliteStore(Store):
             conv = Conversation(chat_key=chat_key, session=session, duplicate=duplicate, damaged=damaged)
             # An exception from the block propagates from here: nothing was written.
             yield conv
-            if duplicate or (conv._to_save is None and not conv._erase and update_id is None):
+            if duplicate or (conv.change is Change.NOTHING and update_id is None):
                 return  # nothing to write: do not queue for the write lock
-            row = session_row(conv._to_save) if conv._to_save is not None else None
+            row = session_row(conv.saved) if conv.saved is not None else None
             data = dump_json(row.data) if row is not None else None
-            hashed = chat_hash(self._hash_key, chat_key) if conv._erase else None
+            hashed = chat_hash(self._hash_key, chat_key) if conv.change is Change.ERASE else None
             await self._run(self._finish, chat_key, update_id, seen_at, row, data, hashed)
             await self._maybe_prune()
 
@@ -476,12 +427,7 @@ class SqliteStore(Store):
         with _transaction(conn, immediate=False):
             found = conn.execute("SELECT data, updated_at FROM sessions WHERE chat_key = ?", (chat_key,)).fetchone()
             duplicate = (
-                update_id is not None
-                and conn.execute(
-                    "SELECT 1 FROM processed_updates WHERE chat_key = ? AND update_id = ?",
-                    (chat_key, update_id),
-                ).fetchone()
-                is not None
+                update_id is not None and conn.execute(SQL.seen_update, (chat_key, update_id)).fetchone() is not None
             )
         if found is None:
             return None, None, duplicate
@@ -506,31 +452,15 @@ class SqliteStore(Store):
             if current is not None and current[0] != seen_at:
                 raise StoreUnavailable("the chat was changed by another process during the block; nothing committed")
             if hashed is not None:
-                # /forget: every row that mentions the chat, events through their hash.
-                # The update id is not recorded either: that row would mention the chat.
-                conn.execute("DELETE FROM sessions WHERE chat_key = ?", (chat_key,))
-                conn.execute("DELETE FROM reminders WHERE chat_key = ?", (chat_key,))
-                conn.execute("DELETE FROM processed_updates WHERE chat_key = ?", (chat_key,))
-                conn.execute("DELETE FROM events WHERE chat_hash = ?", (hashed,))
+                for statement, parameters in zip(SQL.erase_chat, erase_parameters(chat_key, hashed), strict=True):
+                    conn.execute(statement, parameters)
                 return
             if row is not None:
                 conn.execute(
-                    """INSERT INTO sessions
-                           (chat_key, data, flow, state, locale, version, created_at, updated_at)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                       ON CONFLICT (chat_key) DO UPDATE SET
-                           data = excluded.data, flow = excluded.flow, state = excluded.state,
-                           locale = excluded.locale, version = excluded.version,
-                           updated_at = excluded.updated_at""",
-                    (chat_key, data, row.flow, row.state, row.locale, row.version, now, now),
+                    SQL.upsert_session, (chat_key, data, row.flow, row.state, row.locale, row.version, now, now)
                 )
             if update_id is not None:
-                # A plain INSERT: a duplicate here would mean the lock failed, and the
-                # primary key then refuses the second application.
-                conn.execute(
-                    "INSERT INTO processed_updates (chat_key, update_id, processed_at) VALUES (?, ?, ?)",
-                    (chat_key, update_id, now),
-                )
+                conn.execute(SQL.record_update, (chat_key, update_id, now))
 
     async def _maybe_prune(self) -> None:
         """Forget processed update ids older than the retention, at most once an interval."""
@@ -545,7 +475,7 @@ class SqliteStore(Store):
 
     def _prune(self, conn: sqlite3.Connection, cutoff: str) -> int:
         with self._write_lock(), _transaction(conn, immediate=True):
-            deleted = conn.execute("DELETE FROM processed_updates WHERE processed_at < ?", (cutoff,)).rowcount
+            deleted = conn.execute(SQL.prune_processed, (cutoff,)).rowcount
         if deleted:
             log.info("forgot %d processed update id(s) older than the retention", deleted)
         return deleted
@@ -554,9 +484,7 @@ class SqliteStore(Store):
 
     async def load(self, chat_key: str) -> Session | None:
         """The stored session, or None when there is none or it cannot be read."""
-        found = await self._run(
-            lambda conn: conn.execute("SELECT data FROM sessions WHERE chat_key = ?", (chat_key,)).fetchone()
-        )
+        found = await self._run(lambda conn: conn.execute(SQL.load_session, (chat_key,)).fetchone())
         return read_session(found[0])[0] if found is not None else None
 
     async def record_event(self, name: str, chat_key: str, data: dict[str, Any]) -> None:
@@ -565,10 +493,7 @@ class SqliteStore(Store):
 
         def insert(conn: sqlite3.Connection) -> None:
             with self._write_lock(), _transaction(conn, immediate=True):
-                conn.execute(
-                    "INSERT INTO events (name, chat_hash, data, created_at) VALUES (?, ?, ?, ?)",
-                    values,
-                )
+                conn.execute(SQL.insert_event, values)
 
         await self._run(insert)
 
@@ -578,20 +503,13 @@ class SqliteStore(Store):
 
         def insert(conn: sqlite3.Connection) -> int:
             with self._write_lock(), _transaction(conn, immediate=True):
-                cursor = conn.execute("INSERT INTO reminders (chat_key, due_at, payload) VALUES (?, ?, ?)", values)
-            return int(cursor.lastrowid or 0)
+                return int(conn.execute(SQL.insert_reminder, values).fetchone()[0])
 
         return await self._run(insert)
 
     async def due_reminders(self, now: datetime, limit: int = 100) -> list[Reminder]:
         """Unsent reminders due at `now` or earlier, oldest first."""
-        rows = await self._run(
-            lambda conn: conn.execute(
-                "SELECT id, chat_key, due_at, payload FROM reminders"
-                " WHERE sent_at IS NULL AND due_at <= ? ORDER BY due_at, id LIMIT ?",
-                (_ts(now), limit),
-            ).fetchall()
-        )
+        rows = await self._run(lambda conn: conn.execute(SQL.due_reminders, (_ts(now), limit)).fetchall())
         return [Reminder(id=r[0], chat_key=r[1], due_at=_from_ts(r[2]), payload=_json_object(r[3])) for r in rows]
 
     async def purge_idle(self, idle_since: datetime) -> int:
@@ -600,7 +518,7 @@ class SqliteStore(Store):
 
         def purge(conn: sqlite3.Connection) -> int:
             with self._write_lock(), _transaction(conn, immediate=True):
-                return conn.execute("DELETE FROM sessions WHERE updated_at < ?", (cutoff,)).rowcount
+                return conn.execute(SQL.purge_idle, (cutoff,)).rowcount
 
         deleted = await self._run(purge)
         self._prune_schedule.now_due()
@@ -613,8 +531,8 @@ class SqliteStore(Store):
 
         def query(conn: sqlite3.Connection) -> dict[str, int]:
             with _transaction(conn, immediate=False):
-                result = {"active_conversations": conn.execute("SELECT count(*) FROM sessions").fetchone()[0]}
-                for name, count in conn.execute("SELECT name, count(*) FROM events GROUP BY name ORDER BY name"):
+                result = {"active_conversations": conn.execute(SQL.count_sessions).fetchone()[0]}
+                for name, count in conn.execute(SQL.count_events):
                     result[f"event:{name}"] = count
             return result
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import uvicorn
 
-from bot.channels.telegram.app import configure_logging
 from bot.config import Settings
+from bot.runtime import configure_logging
 from bot.web.app import create_app
 
 __all__ = ["create_app", "run_webhook"]

@@ -27,20 +27,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from telegram import Update
-from telegram.ext import Application
 
-from bot.channels.telegram import (
-    ALLOWED_UPDATES,
-    OUTCOME,
-    UpdateOutcome,
-    attach,
-    build_application,
-)
+from bot.channels.telegram import ALLOWED_UPDATES, Outcome, TelegramChannel, build_channel
 from bot.channels.telegram.adapter import update_kind
-from bot.channels.telegram.app import purge_forever
-from bot.channels.telegram.processor import ChatOrderedProcessor
 from bot.config import Settings
 from bot.conversations import Advisor
+from bot.runtime import build_advisor, purge_forever
 from bot.web.metrics import CONTENT_TYPE, WebhookMetrics
 
 log = logging.getLogger(__name__)
@@ -53,13 +45,6 @@ MAX_CONNECTIONS = 40
 AdvisorFactory = Callable[[Settings], Awaitable[Advisor]]
 
 
-async def default_advisor(settings: Settings) -> Advisor:
-    """Load dialogs and catalogs, open and migrate the store."""
-    from bot.runtime import build_advisor
-
-    return await build_advisor(settings.dialogs_dir, settings.locales_dir, settings.database_url)
-
-
 @dataclass
 class WebhookState:
     """What the running server holds between lifespan start and stop."""
@@ -67,7 +52,7 @@ class WebhookState:
     settings: Settings
     advisor_factory: AdvisorFactory
     metrics: WebhookMetrics = field(default_factory=WebhookMetrics)
-    application: Application | None = None  # type: ignore[type-arg]
+    channel: TelegramChannel | None = None
     advisor: Advisor | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -93,7 +78,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def create_app(settings: Settings, advisor_factory: AdvisorFactory = default_advisor) -> Starlette:
+def create_app(settings: Settings, advisor_factory: AdvisorFactory = build_advisor) -> Starlette:
     """The ASGI app: POST on the path of WEBHOOK_URL, GET /healthz, GET /metrics."""
     state = WebhookState(settings, advisor_factory)
     secret = settings.webhook_secret.encode()
@@ -149,32 +134,29 @@ def create_app(settings: Settings, advisor_factory: AdvisorFactory = default_adv
 
 
 async def _handle(state: WebhookState, data: dict[str, object]) -> Response:
-    application = state.application
-    if application is None:  # pragma: no cover - requests arrive only after start
+    channel = state.channel
+    if channel is None:  # pragma: no cover - requests arrive only after start
         return PlainTextResponse("starting", status_code=503)
     started = time.perf_counter()
     try:
-        update = Update.de_json(data, application.bot)
+        update = Update.de_json(data, channel.application.bot)
     except Exception:
         # Valid JSON with an update id, but a shape PTB cannot read (a newer Bot API?):
         # acknowledge it, or Telegram would retry it forever.
         log.warning("update %s has an unreadable shape; ignored", data.get("update_id"))
-        state.metrics.observe("other", "ignored", time.perf_counter() - started)
+        state.metrics.observe("other", Outcome.IGNORED, time.perf_counter() - started)
         return Response(status_code=200)
-    outcome = UpdateOutcome(kind=update_kind(update))
-    token = OUTCOME.set(outcome)
     state.metrics.in_flight.inc()
     try:
         # Through the processor, so this chat's updates run in order and others in parallel.
-        await application.update_processor.process_update(update, application.process_update(update))
-    except Exception:
-        outcome.result = "error"
+        outcome = await channel.handle(update)
+    except Exception:  # pragma: no cover - the router answers every failure itself
+        outcome = Outcome.FAILED
         log.error("update %s crashed the handler", update.update_id, exc_info=True)
     finally:
-        OUTCOME.reset(token)
         state.metrics.in_flight.dec()
-    state.metrics.observe(outcome.kind, outcome.result, time.perf_counter() - started)
-    if outcome.result in ("retry", "dropped"):
+    state.metrics.observe(update_kind(update), outcome, time.perf_counter() - started)
+    if outcome.redeliver:
         # A passing failure, or a flooding chat's update beyond its backlog: not applied,
         # so not acknowledged. Telegram delivers it again later; nothing is lost.
         return PlainTextResponse("try again", status_code=503, headers={"Retry-After": "1"})
@@ -183,7 +165,7 @@ async def _handle(state: WebhookState, data: dict[str, object]) -> Response:
 
 async def _healthy(state: WebhookState) -> bool:
     advisor = state.advisor
-    if advisor is None or state.application is None:
+    if advisor is None or state.channel is None:
         return False
     try:
         return bool(await asyncio.wait_for(advisor.store.ping(), timeout=5))
@@ -194,15 +176,12 @@ async def _healthy(state: WebhookState) -> bool:
 async def _start(state: WebhookState) -> None:
     settings = state.settings
     state.advisor = await state.advisor_factory(settings)
-    application = build_application(settings, webhook=True)
-    adapter = attach(application, state.advisor, settings.admin_ids)
-    processor = application.update_processor
-    if isinstance(processor, ChatOrderedProcessor):
-        processor.on_drop = _mark_dropped
+    channel = build_channel(settings, state.advisor, webhook=True)
+    application = channel.application
     await application.initialize()
     await application.start()
-    state.application = application
-    await adapter.set_commands(application.bot)
+    state.channel = channel
+    await channel.router.set_commands()
     await application.bot.set_webhook(
         url=settings.webhook_url,
         secret_token=settings.webhook_secret,
@@ -219,23 +198,17 @@ async def _start(state: WebhookState) -> None:
     )
 
 
-def _mark_dropped(update: Update) -> None:
-    outcome = OUTCOME.get()
-    if outcome is not None:
-        outcome.result = "dropped"
-
-
 async def _stop(state: WebhookState) -> None:
     for task in state.tasks:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    application = state.application
-    if application is not None:
-        state.application = None
+    channel = state.channel
+    if channel is not None:
+        state.channel = None
         with contextlib.suppress(Exception):
-            await application.stop()
-        await application.shutdown()
+            await channel.application.stop()
+        await channel.application.shutdown()
     if state.advisor is not None:
         await state.advisor.store.close()
         state.advisor = None

@@ -6,6 +6,8 @@ from __future__ import annotations
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from bot.channels.telegram.outcome import Outcome
+
 __all__ = ["CONTENT_TYPE", "WebhookMetrics"]
 
 # Handling includes Telegram round trips (one to three per update), so most land in 10-250 ms.
@@ -54,13 +56,13 @@ class WebhookMetrics:
             registry=self.registry,
         )
 
-    def observe(self, kind: str, result: str, seconds: float) -> None:
+    def observe(self, kind: str, outcome: Outcome, seconds: float) -> None:
         """Count one handled update."""
-        self.updates.labels(kind, result).inc()
+        self.updates.labels(kind, outcome.value).inc()
         self.latency.labels(kind).observe(seconds)
-        if result == "error":
+        if outcome is Outcome.FAILED:
             self.errors.labels(kind, "bug").inc()
-        elif result == "retry":
+        elif outcome is Outcome.RETRY:
             self.errors.labels(kind, "transient").inc()
 
     def render(self) -> bytes:

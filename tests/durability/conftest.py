@@ -9,16 +9,16 @@ PostgreSQL cases are skipped with a visible reason; set but unreachable, they fa
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from durability_support import (
+from bot.engine.engine import Engine
+from bot.i18n.catalog import Localizer
+from bot.runtime import build_engine
+from tests.support.durability_support import (
     PG_SKIP_REASON,
     TOKEN,
     Bots,
@@ -27,10 +27,6 @@ from durability_support import (
     PostgresDatabase,
     SqliteDatabase,
 )
-
-from bot.engine.engine import Engine
-from bot.i18n.catalog import Localizer
-from bot.runtime import build_engine
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 

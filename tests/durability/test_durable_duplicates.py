@@ -4,11 +4,19 @@ being handled) gives one reply and one transition."""
 
 from __future__ import annotations
 
-from durability_support import Bots, Database, FaultyStandIn, Texts, handled, metrics, post_in_background, wait_until
-from tg_harness import TgUser, Webhook, message_update
-
 from bot.engine.engine import Engine
 from bot.i18n.catalog import Localizer
+from tests.support.durability_support import (
+    Bots,
+    Database,
+    FaultyStandIn,
+    Texts,
+    handled,
+    metrics,
+    post_in_background,
+    wait_until,
+)
+from tests.support.tg_harness import TgUser, Webhook, message_update
 
 IN_FLIGHT = "overdue_updates_in_flight"
 
@@ -64,7 +72,9 @@ def test_same_update_twice_gives_one_reply_and_one_transition(
     for posted in posts:
         posted.join()
         assert posted.response is not None and posted.response.status_code == 200
-    assert [m.text for m in user.messages()[seen:]] == [texts.ask("cardholder", "amount")]
+    # One reply (after a typed number it may read the number back before the question).
+    (reply,) = [m.text for m in user.messages()[seen:]]
+    assert reply.endswith(texts.ask("cardholder", "amount"))
     assert len(standin.calls("sendMessage", user.chat_id)) == sends + 1
     stored = database.session(key)
     assert stored is not None

@@ -4,11 +4,10 @@ keyed hash of the chat, so the hash must go too). Other users keep everything.""
 
 from __future__ import annotations
 
-from durability_support import Bots, Database, FaultyStandIn, Texts
-from tg_harness import TgUser
-
 from bot.engine.engine import Engine
 from bot.i18n.catalog import Localizer
+from tests.support.durability_support import Bots, Database, FaultyStandIn, Texts
+from tests.support.tg_harness import TgUser
 
 # Typed answers from /start to the finished plan (which records statistics events):
 # cardholder, credit card, 45 days, ¥15,000, no story, income not stable, no reminder,

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from durability_support import (
+from bot.cli import main as bot_cli
+from bot.engine.engine import Engine
+from bot.i18n.catalog import Localizer
+from tests.support.durability_support import (
     Bots,
     Database,
     FaultyStandIn,
@@ -16,11 +19,7 @@ from durability_support import (
     replace_once,
     user_at_amount,
 )
-from tg_harness import ROOT, TgUser, Webhook, stop_webhook
-
-from bot.cli import main as bot_cli
-from bot.engine.engine import Engine
-from bot.i18n.catalog import Localizer
+from tests.support.tg_harness import ROOT, TgUser, Webhook, stop_webhook
 
 
 def _assert_restarted(user: TgUser, seen: int, texts: Texts) -> None:
@@ -75,7 +74,8 @@ def test_state_removed_from_the_yaml_and_corrupted_rows_recover(
     # The next answers work, through to the renamed state.
     for text, expected in (("1", "product"), ("credit card", "days"), ("45", "amount")):
         user.send(text)
-        assert user.last().text == texts.ask("cardholder", expected)  # amount_v2 asks amount's question
+        # amount_v2 asks amount's question (after a typed number, maybe after a read-back)
+        assert user.last().text.endswith(texts.ask("cardholder", expected))
     stored = database.session(key)
     assert stored is not None
     assert stored[0].state == "amount_v2"

@@ -14,7 +14,11 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from durability_support import (
+
+from bot.engine.engine import Engine
+from bot.engine.session import Session
+from bot.i18n.catalog import Localizer
+from tests.support.durability_support import (
     SECRET,
     Bots,
     Database,
@@ -25,11 +29,7 @@ from durability_support import (
     replay,
     visible,
 )
-from tg_harness import TgUser, Webhook, message_update
-
-from bot.engine.engine import Engine
-from bot.engine.session import Session
-from bot.i18n.catalog import Localizer
+from tests.support.tg_harness import TgUser, Webhook, message_update
 
 BURST = 50
 

@@ -4,11 +4,10 @@ and it is applied once)."""
 
 from __future__ import annotations
 
-from durability_support import Bots, Database, FaultyStandIn, Texts, post_in_background, user_at_amount
-from tg_harness import message_update
-
 from bot.engine.engine import Engine
 from bot.i18n.catalog import Localizer
+from tests.support.durability_support import Bots, Database, FaultyStandIn, Texts, post_in_background, user_at_amount
+from tests.support.tg_harness import message_update
 
 
 def test_sigkill_mid_conversation_loses_nothing(
@@ -22,7 +21,7 @@ def test_sigkill_mid_conversation_loses_nothing(
     second = bots.restart(first)
     user.hook = second
     user.send("15000")
-    assert user.last().text == texts.ask("cardholder", "story")
+    assert user.last().text.endswith(texts.ask("cardholder", "story"))  # maybe after a read-back
     stored = database.session(key)
     assert stored is not None
     at_story, story_version = stored

@@ -16,6 +16,7 @@ from datetime import timedelta
 
 import pytest
 
+from bot.config import Settings
 from bot.engine.session import Session, Snapshot
 from bot.store.base import Store
 
@@ -292,9 +293,8 @@ async def test_events_are_counted_without_the_chat_key(store: Store, harness: Ha
     assert [r[0] for r in rows] == [hashed("chat-1"), hashed("chat-2"), hashed("chat-1")]
 
 
-async def test_default_hash_key_is_stable_across_restarts(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_default_hash_key_is_stable_across_restarts(harness: Harness) -> None:
     """Without EVENT_HASH_KEY, /forget after a restart still finds the chat's events."""
-    monkeypatch.delenv("EVENT_HASH_KEY", raising=False)
     first = await harness.open_new(hash_key=None)
     await first.record_event("started", "chat-1", {})
     await first.close()
@@ -304,9 +304,9 @@ async def test_default_hash_key_is_stable_across_restarts(harness: Harness, monk
     assert await harness.count("events") == 0
 
 
-async def test_hash_key_from_environment(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EVENT_HASH_KEY", HASH_KEY.decode())
-    from_env = await harness.open_new(hash_key=None)
+async def test_hash_key_from_the_settings(harness: Harness) -> None:
+    settings = Settings.from_env("chat", {"EVENT_HASH_KEY": HASH_KEY.decode()})
+    from_env = await harness.open_new(hash_key=settings.event_hash_key)
     await from_env.record_event("started", "chat-9", {})
     assert await harness.count("events", "chat_hash = ?", hashed("chat-9")) == 1
 

@@ -3,15 +3,11 @@ and simulated users (see tg_harness)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from tg_harness import (
+from tests.support.tg_harness import (
     ADMIN_ID,
     TOKEN,
     StandIn,

@@ -6,8 +6,9 @@ import pytest
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, InvalidToken, RetryAfter
-from tg_harness import TOKEN
-from tg_standin import StandIn, parse_html
+
+from tests.support.tg_harness import TOKEN
+from tests.support.tg_standin import StandIn, parse_html
 
 CHAT = 424242
 

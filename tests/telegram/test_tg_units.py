@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from telegram import Chat, Message, Update, User
-from tg_standin import parse_html
 
 from bot.channels.plain import Piece, PieceKind
+from bot.channels.telegram.outcome import Outcome
 from bot.channels.telegram.processor import ChatOrderedProcessor
 from bot.channels.telegram.render import (
     MAX_MESSAGE,
@@ -29,6 +29,7 @@ from bot.channels.telegram.render import (
     question_fragments,
 )
 from bot.config import ConfigError, Settings, load_settings_or_exit
+from tests.support.tg_standin import parse_html
 
 GOOD = {
     "TELEGRAM_BOT_TOKEN": "123456789:AAHtestTOKENforTHEstandINserver_0123456",
@@ -277,3 +278,20 @@ async def test_a_flood_is_bounded_and_warned_once() -> None:
     # Once the backlog drained, the chat is served (and could be warned) again.
     await processor.process_update(_update(99, 9), handle(99))
     assert handled[-1] == 99
+
+
+async def test_the_processor_returns_each_update_s_outcome() -> None:
+    gate = asyncio.Event()
+
+    async def handle() -> Outcome:
+        await gate.wait()
+        return Outcome.HANDLED
+
+    processor = ChatOrderedProcessor(max_backlog=1)
+    first = asyncio.create_task(processor.run(_update(1, 7), handle()))
+    await asyncio.sleep(0)
+    # The chat's backlog is full: the second is not run, and the webhook must answer 503.
+    assert await processor.run(_update(2, 7), handle()) is Outcome.BUSY
+    assert Outcome.BUSY.redeliver and not Outcome.DUPLICATE.redeliver
+    gate.set()
+    assert await first is Outcome.HANDLED

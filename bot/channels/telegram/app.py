@@ -1,9 +1,11 @@
-"""Building the PTB `Application` both run modes share, and `run_polling`.
+"""Putting the Telegram channel together for both run modes, and `run_polling`.
 
-Both modes use the same pieces: the Bot API root from TELEGRAM_API_URL, the
-`AIORateLimiter` (so a 429 is waited out, not dropped), the per-chat ordered update
-processor, and one `TelegramAdapter` handler. Polling lets PTB's updater fetch; the
-webhook (bot.web) builds the application with `.updater(None)` and feeds it itself.
+Both modes use the same pieces, built in one order so nothing is attached afterwards:
+the Bot (the Bot API root from TELEGRAM_API_URL, the `AIORateLimiter` so a 429 is
+waited out, not dropped), the sender on that bot, the router on the advisor and the
+sender, the per-chat ordered processor with the router's "one moment" as its overflow
+callback, and the PTB `Application` around them. Polling lets PTB's updater fetch and
+dispatch to the router; the webhook (bot.web) hands each update to the processor itself.
 """
 
 from __future__ import annotations
@@ -11,15 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from dataclasses import dataclass
 
 from telegram import Update
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ExtBot, TypeHandler
+from telegram.request import HTTPXRequest
 
 from bot.channels.telegram.adapter import ALLOWED_UPDATES, TelegramAdapter
+from bot.channels.telegram.outcome import Outcome
 from bot.channels.telegram.processor import ChatOrderedProcessor
+from bot.channels.telegram.sender import TelegramSender
 from bot.config import Settings
 from bot.conversations import Advisor
 
@@ -30,101 +33,75 @@ log = logging.getLogger(__name__)
 RATE_LIMIT_RETRIES = 5
 # Enough connections to the Bot API for many chats answered at once.
 CONNECTION_POOL = 128
+POOL_TIMEOUT = 30
 # A chat's backlog: one update running and a few waiting; beyond it, "one moment".
 CHAT_BACKLOG = 5
-PURGE_EVERY = timedelta(hours=1)
 
 
-def configure_logging(level: str) -> None:
-    """Log lines without secrets: httpx would log every request URL, token included."""
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger().setLevel(level)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
-    # transitions narrates every state change at INFO: noise at the scale of a busy bot.
-    logging.getLogger("transitions").setLevel(logging.WARNING)
+@dataclass(frozen=True)
+class TelegramChannel:
+    """The assembled channel: PTB's application (it owns the bot's connections), the
+    router and the processor updates go through."""
+
+    application: Application  # type: ignore[type-arg]
+    router: TelegramAdapter
+    processor: ChatOrderedProcessor
+
+    async def handle(self, update: Update) -> Outcome:
+        """Handle one update in its chat's order; what became of it."""
+        return await self.processor.run(update, self.router.handle(update))
 
 
-def build_application(settings: Settings, *, webhook: bool) -> Application:  # type: ignore[type-arg]
-    """A PTB application talking to TELEGRAM_API_URL; no handlers yet (see `attach`)."""
-    processor = ChatOrderedProcessor(max_backlog=CHAT_BACKLOG)
-    builder = (
-        ApplicationBuilder()
-        .token(settings.telegram_bot_token)
-        .base_url(settings.bot_api_base_url)
-        .base_file_url(settings.bot_api_file_url)
-        .rate_limiter(
-            AIORateLimiter(
-                overall_max_rate=settings.telegram_max_rate,
-                max_retries=RATE_LIMIT_RETRIES,
-            )
-        )
-        .concurrent_updates(processor)
-        .connection_pool_size(CONNECTION_POOL)
-        .pool_timeout(30)
+def build_bot(settings: Settings) -> ExtBot[int]:
+    """The Bot API client: TELEGRAM_API_URL, the rate limiter, a pool for many chats."""
+    return ExtBot(
+        settings.telegram_bot_token,
+        base_url=settings.bot_api_base_url,
+        base_file_url=settings.bot_api_file_url,
+        request=HTTPXRequest(connection_pool_size=CONNECTION_POOL, pool_timeout=POOL_TIMEOUT),
+        rate_limiter=AIORateLimiter(overall_max_rate=settings.telegram_max_rate, max_retries=RATE_LIMIT_RETRIES),
     )
+
+
+def build_channel(settings: Settings, advisor: Advisor, *, webhook: bool) -> TelegramChannel:
+    """Bot, sender, router, processor and application, each given what it needs."""
+    bot = build_bot(settings)
+    router = TelegramAdapter(advisor, TelegramSender(bot), settings.admin_ids)
+    processor = ChatOrderedProcessor(max_backlog=CHAT_BACKLOG, on_overflow=router.one_moment)
+    builder = ApplicationBuilder().bot(bot).concurrent_updates(processor)
     if webhook:
-        builder = builder.updater(None)
-    return builder.build()
-
-
-def attach(
-    application: Application,  # type: ignore[type-arg]
-    advisor: Advisor,
-    admin_ids: Iterable[int] = (),
-) -> TelegramAdapter:
-    """Register the adapter on `application` and hook the flood notice to its processor."""
-    adapter = TelegramAdapter(advisor, admin_ids)
-    adapter.register(application)
-    processor = application.update_processor
-    if isinstance(processor, ChatOrderedProcessor):
-
-        async def notify(update: Update) -> None:
-            await adapter.one_moment(update, application.bot)
-
-        processor.on_overflow = notify
-    return adapter
-
-
-async def purge_forever(advisor: Advisor, ttl_days: int) -> None:
-    """Delete conversations idle for `ttl_days`, now and every hour (privacy by default)."""
-    while True:
-        try:
-            idle_since = datetime.now(UTC) - timedelta(days=ttl_days)
-            purged = await advisor.store.purge_idle(idle_since)
-            if purged:
-                log.info("purged %d idle conversations", purged)
-        except Exception:
-            log.warning("purging idle conversations failed; will try again", exc_info=True)
-        await asyncio.sleep(PURGE_EVERY.total_seconds())
+        # The webhook hands updates to `TelegramChannel.handle`; no updater, no handlers.
+        application = builder.updater(None).build()
+    else:
+        application = builder.build()
+        application.add_handler(TypeHandler(Update, router.on_update))
+    return TelegramChannel(application, router, processor)
 
 
 def run_polling(settings: Settings) -> None:
     """Run the bot by long polling (development). Blocks until Ctrl-C / SIGTERM."""
-    from bot.runtime import build_advisor
+    from bot.runtime import assemble_advisor, configure_logging, purge_forever
 
     configure_logging(settings.log_level)
-    application = build_application(settings, webhook=False)
-    state: dict[str, Any] = {}
+    # The store is opened on PTB's event loop (post_init), not here: its connections
+    # belong to the loop that uses them.
+    advisor = assemble_advisor(settings)
+    channel = build_channel(settings, advisor, webhook=False)
+    tasks: list[asyncio.Task[None]] = []
 
     async def post_init(app: Application) -> None:  # type: ignore[type-arg]
-        advisor = await build_advisor(settings.dialogs_dir, settings.locales_dir, settings.database_url)
-        state["advisor"] = advisor
-        adapter = attach(app, advisor, settings.admin_ids)
-        await adapter.set_commands(app.bot)
-        state["purge"] = asyncio.get_running_loop().create_task(purge_forever(advisor, settings.session_ttl_days))
+        await advisor.store.open()
+        await channel.router.set_commands()
+        tasks.append(asyncio.get_running_loop().create_task(purge_forever(advisor, settings.session_ttl_days)))
         log.info("polling as @%s", app.bot.username)
 
     async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
-        purge = state.get("purge")
-        if purge is not None:
-            purge.cancel()
+        for task in tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await purge
-        advisor = state.get("advisor")
-        if advisor is not None:
-            await advisor.store.close()
+                await task
+        await advisor.store.close()
 
-    application.post_init = post_init
-    application.post_shutdown = post_shutdown
-    application.run_polling(allowed_updates=list(ALLOWED_UPDATES))
+    channel.application.post_init = post_init
+    channel.application.post_shutdown = post_shutdown
+    channel.application.run_polling(allowed_updates=list(ALLOWED_UPDATES))

@@ -4,8 +4,9 @@ PTB's own concurrency either serialises everything (one slow chat delays every o
 user) or nothing (two messages of one chat race each other). This processor gives
 each chat a lock, so its updates run one after the other in arrival order, while other
 chats proceed concurrently. A chat that floods the bot gets at most `max_backlog`
-updates queued; the rest are dropped, and the first dropped one triggers `on_overflow`
-(one polite "one moment"), so the flooder neither slows others nor gets a reply storm.
+updates queued; the rest are dropped (`Outcome.BUSY`), and the first dropped one triggers
+`on_overflow` (one polite "one moment"), so the flooder neither slows others nor gets a
+reply storm.
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
+from bot.channels.telegram.outcome import Outcome
+
 log = logging.getLogger(__name__)
 
 OverflowHandler = Callable[[Update], Awaitable[None]]
+T = TypeVar("T")
 
 
 @dataclass
@@ -46,8 +50,9 @@ def chat_of(update: object) -> int | None:
 class ChatOrderedProcessor(BaseUpdateProcessor):
     """A `BaseUpdateProcessor` keyed by chat id with a bounded per-chat backlog.
 
-    Used for polling (PTB's update fetcher calls it) and for the webhook (the request
-    handler calls `process_update` itself), so both modes order updates the same way.
+    Used for polling (PTB's update fetcher calls `process_update`) and for the webhook
+    (the request handler calls `run` and gets the update's outcome back), so both modes
+    order updates the same way.
     """
 
     def __init__(
@@ -61,7 +66,6 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
             raise ValueError("max_backlog must be at least 1")
         self.max_backlog = max_backlog
         self.on_overflow = on_overflow
-        self.on_drop: Callable[[Update], None] | None = None
         self._chats: dict[int, _ChatSlot] = {}
 
     @property
@@ -70,11 +74,15 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         return len(self._chats)
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        """Run `coroutine` under its chat's lock, or drop it when the chat's backlog is full."""
+        """PTB's entry point: `run`, without the outcome."""
+        await self.run(update, coroutine)
+
+    async def run(self, update: object, coroutine: Awaitable[T]) -> T | Outcome:
+        """`coroutine`'s result, run under its chat's lock; `Outcome.BUSY` without running
+        it when the chat's backlog is full."""
         chat = chat_of(update)
         if chat is None:
-            await coroutine
-            return
+            return await coroutine
         # Everything up to the lock runs without awaiting, so the slot is taken in the
         # order updates arrive, and the lock (FIFO) keeps that order.
         slot = self._chats.get(chat)
@@ -84,16 +92,14 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
             _discard(coroutine)
             assert isinstance(update, Update)
             log.info("chat backlog full, update %s dropped", update.update_id)
-            if self.on_drop is not None:
-                self.on_drop(update)
             if not slot.warned:
                 slot.warned = True
                 await self._overflow(update)
-            return
+            return Outcome.BUSY
         slot.pending += 1
         try:
             async with slot.lock:
-                await coroutine
+                return await coroutine
         finally:
             slot.pending -= 1
             if slot.pending == 0 and self._chats.get(chat) is slot:

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.channels.plain import Piece, PieceKind
+from bot.channels.plain import Piece, PieceKind, render_blocks
+from bot.engine.turn import Repayment, Turn
+from bot.i18n.catalog import Localizer
 
 # Telegram refuses text over 4096 characters *after* entity parsing. Budgeting on the
 # HTML source (always at least as long) keeps every message safely under the limit.
@@ -25,6 +27,9 @@ MAX_CALLBACK_DATA = 64
 MAX_CALLBACK_ANSWER = 200
 # Buttons this short sit two to a row; longer labels get a row each so they stay readable.
 SHORT_LABEL = 14
+# The plan is read on phones: no message longer than a screen or two. Budgeted on the
+# HTML source, which is never shorter than what Telegram shows.
+MAX_READABLE = 1500
 # A reply this long (HTML characters) or in several messages gets "typing…" first.
 TYPING_THRESHOLD = 700
 
@@ -220,3 +225,65 @@ def button_label(markup: InlineKeyboardMarkup | None, data: str | None) -> str |
 def toast(text: str) -> str:
     """A callback answer short enough for Telegram's 200-character toast."""
     return text if len(text) <= MAX_CALLBACK_ANSWER else text[: MAX_CALLBACK_ANSWER - 1] + "…"
+
+
+@dataclass(frozen=True)
+class ChartPhoto:
+    """The repayment chart, translated, to be drawn and sent as a photo where it stands."""
+
+    title: str
+    x_axis: str
+    y_axis: str
+    lines: tuple[tuple[str, tuple[float, ...], bool], ...]  # (legend, balances, dashed)
+    locale: str
+
+
+def chart_photo(chart: Repayment, localizer: Localizer, locale: str) -> ChartPhoto:
+    """The calculator's chart with every text in the user's language."""
+    lines = tuple(
+        (localizer.text(curve.label, locale), tuple(float(b) for b in curve.balances), not curve.clears)
+        for curve in chart.curves
+    )
+    text = localizer.text
+    return ChartPhoto(text(chart.title, locale), text(chart.x_axis, locale), text(chart.y_axis, locale), lines, locale)
+
+
+Outgoing = str | ChartPhoto
+
+
+def turn_html(turn: Turn, localizer: Localizer) -> tuple[list[Outgoing], list[tuple[str, str]]]:
+    """A turn as Telegram messages (its blocks, then the question) and the question's
+    buttons, which go on the last message.
+
+    Paragraphs are packed into messages of at most `MAX_READABLE` characters; each phrase
+    to say is a message of its own, so one tap copies exactly it; a repayment chart is a
+    photo in its place.
+    """
+    locale = turn.session.locale
+    outgoing: list[Outgoing] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        outgoing.extend(pack_messages(run, MAX_READABLE))
+        run.clear()
+
+    charts = iter(block for block in turn.blocks if isinstance(block, Repayment))
+    for piece in render_blocks(turn, localizer, locale):
+        if piece.kind is PieceKind.CHART:
+            flush()
+            outgoing.append(chart_photo(next(charts), localizer, locale))
+        elif piece.kind is PieceKind.PHRASE:
+            flush()
+            outgoing.extend(pieces_html([piece], MAX_READABLE))
+        else:
+            run.extend(pieces_html([piece], MAX_READABLE))
+    buttons: list[tuple[str, str]] = []
+    if turn.question is not None:
+        question = turn.question
+        run.extend(question_fragments(localizer.text(question.prompt, locale), MAX_READABLE))
+        buttons = [
+            (localizer.text(option.label, locale), choice_data(question.version, option.index))
+            for option in question.options
+        ]
+    flush()
+    return outgoing, buttons

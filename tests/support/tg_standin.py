@@ -9,7 +9,7 @@ the user would see them (text, entities, keyboard), and can be told to answer 42
 `retry_after` for the next N calls.
 
 Use it in-process (`StandIn().start()` runs it on a background thread) or as its own
-process (`python tests/telegram/tg_standin.py --token T`, which prints its URL), then
+process (`python -m tests.support.tg_standin --token T`, which prints its URL), then
 read and steer it over `/_standin/...` control routes.
 """
 
@@ -30,6 +30,11 @@ from typing import Any
 from aiohttp import web
 
 MAX_TEXT = 4096
+# sendPhoto: what Telegram takes as a photo upload, and its caption limit.
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
+MAX_CAPTION = 1024
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_SIGNATURE = b"\xff\xd8\xff"
 MAX_CALLBACK_DATA = 64
 MAX_CALLBACK_ANSWER = 200
 BOT_ID = 7000000001
@@ -186,6 +191,7 @@ class Message:
     html: str
     reply_markup: dict[str, Any] | None
     edits: int = 0
+    photo: bytes | None = None  # sendPhoto: the image as uploaded (`text` is its caption)
 
     @property
     def buttons(self) -> list[tuple[str, str]]:
@@ -422,7 +428,10 @@ class StandIn:
             else:
                 form = await request.post()
                 for key, value in form.items():
-                    params[key] = value if isinstance(value, str) else str(value)
+                    if isinstance(value, web.FileField):
+                        params[key] = value.file.read()  # an upload (sendPhoto)
+                    else:
+                        params[key] = value if isinstance(value, str) else str(value)
         for key in list(params):
             value = params[key]
             if key in _JSON_PARAMS and isinstance(value, str):
@@ -548,10 +557,17 @@ class StandIn:
             "from": self._bot_user(),
             "chat": self._chat(message.chat_id),
             "date": int(time.time()),
-            "text": message.text,
         }
-        if message.entities:
-            body["entities"] = message.entities
+        if message.photo is not None:
+            size = {"file_id": f"photo{message.message_id}", "file_unique_id": f"p{message.message_id}"}
+            body["photo"] = [{**size, "width": 960, "height": 600, "file_size": len(message.photo)}]
+            body["caption"] = message.text
+            if message.entities:
+                body["caption_entities"] = message.entities
+        else:
+            body["text"] = message.text
+            if message.entities:
+                body["entities"] = message.entities
         if message.reply_markup and message.reply_markup.get("inline_keyboard"):
             body["reply_markup"] = message.reply_markup
         if message.edits:
@@ -580,6 +596,38 @@ class StandIn:
             )
             self._state.next_message_id += 1
             # Kept even when not recording calls: edits need the message they change.
+            self._state.messages.setdefault(chat_id, []).append(message)
+        return self.message_json(message)
+
+    async def _api_sendphoto(self, params: dict[str, Any]) -> Any:
+        chat_id = params["chat_id"]
+        if not isinstance(chat_id, int):
+            raise BadRequest("Bad Request: chat not found")
+        photo = params.get("photo")
+        if not isinstance(photo, bytes):
+            raise BadRequest("Bad Request: there is no photo in the request")
+        if not photo.startswith((PNG_SIGNATURE, JPEG_SIGNATURE)):
+            raise BadRequest("Bad Request: IMAGE_PROCESS_FAILED")
+        if len(photo) > MAX_PHOTO_BYTES:
+            raise BadRequest("Bad Request: file is too big")
+        caption, entities = "", []
+        if params.get("caption"):
+            caption, entities = self._render({**params, "text": params["caption"]})
+            if len(caption) > MAX_CAPTION:
+                raise BadRequest("Bad Request: message caption is too long")
+        markup = params.get("reply_markup")
+        self._check_markup(markup)
+        with self._lock:
+            message = Message(
+                chat_id=chat_id,
+                message_id=self._state.next_message_id,
+                text=caption,
+                entities=entities,
+                html=str(params.get("caption", "")),
+                reply_markup=markup,
+                photo=photo,
+            )
+            self._state.next_message_id += 1
             self._state.messages.setdefault(chat_id, []).append(message)
         return self.message_json(message)
 

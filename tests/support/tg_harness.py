@@ -18,9 +18,7 @@ from typing import Any
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from tg_standin import BOT_ID, BOT_USERNAME, Message, StandIn
+from tests.support.tg_standin import BOT_ID, BOT_USERNAME, Message, StandIn
 
 __all__ = ["BOT_ID", "Message", "StandIn"]
 
@@ -169,8 +167,9 @@ def webhook_env(api_url: str, tmp: Path, port: int, **overrides: str) -> dict[st
     return env
 
 
-def start_webhook(env: dict[str, str], tmp: Path, timeout: float = 30) -> Webhook:
-    """Start `python -m bot webhook` and wait until /healthz answers 200."""
+def start_webhook(env: dict[str, str], tmp: Path, timeout: float = 90) -> Webhook:
+    """Start `python -m bot webhook` and wait until /healthz answers 200 (generous: under
+    coverage, with replicas starting together on a busy machine, loading takes a while)."""
     port = int(env["PORT"])
     log_path = tmp / "webhook.log"
     log = log_path.open("wb")
