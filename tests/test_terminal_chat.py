@@ -33,7 +33,7 @@ def test_piped_chinese_conversation_to_the_plan(tmp_path: Path) -> None:
     # The plan opens with a short summary: the top cause with the person's own evidence,
     # what was understood (两个月 → 60天, 两万三 → ¥23,000), and a step menu; no ranking bars.
     summary = out[out.index("方案概要。") :]
-    assert summary.startswith("方案概要。这次逾期最可能的原因是：收入不稳定。您说最近收入不稳定。")
+    assert summary.startswith("方案概要。这次逾期最可能的原因是：收入不稳定。您提到自己失业了，或者没有活干了。")
     assert "我了解到的情况：信用卡，已逾期60天，欠款约¥23,000.00。" in summary
     assert "今天最要紧的一件事：给银行打电话" in summary
     assert "我们一步一步来看这个方案，好吗？\n  1. 下一步\n  2. 沟通话术\n  3. 还款计算器" in summary

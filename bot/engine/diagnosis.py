@@ -170,7 +170,9 @@ class Diagnoser:
             if (reading := readings.get(cause.id)) is not None and not named:
                 weight *= reading.ratio
                 held.append(reading)
-            held.sort(key=lambda e: -e.ratio)
+            # Strongest first; among equals, what the person wrote in their own words ("You
+            # mentioned losing your job") before the answer it filled in for them.
+            held.sort(key=lambda e: (-e.ratio, e.when is not None))
             weights.append((cause, weight, tuple(held)))
         total = sum(weight for _, weight, _ in weights) or 1.0
         ranked = [Assessment(cause, weight / total, held) for cause, weight, held in weights]
