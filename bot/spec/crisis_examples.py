@@ -16,7 +16,6 @@ list needs enough examples to learn from; every problem is reported as
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import replace
 from pathlib import Path
 from typing import Final
@@ -28,14 +27,12 @@ KINDS: Final = ("crisis", "not_crisis")
 # Fewer than this per kind and language and the classifier learns noise; the bundled
 # file has 150+ crisis and 300+ ordinary examples per language.
 MIN_EXAMPLES: Final = 30
-
-
-def _plain(text: str) -> str:
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+NOT_A_TEXT: Final = 'not a text; write it in quotes ("yes", "1500") or remove the line'
 
 
 def attach_crisis_examples(folder: Path, crisis: Crisis) -> tuple[Crisis, list[str]]:
     """`crisis` with the examples of `folder/crisis/examples.yaml`, and the problems found."""
+    from bot.spec.examples import read_texts
     from bot.spec.loader import MarkedList, MarkedMap, _display_name, read_yaml
 
     path = folder / CRISIS_EXAMPLES
@@ -64,18 +61,8 @@ def attach_crisis_examples(folder: Path, crisis: Crisis) -> tuple[Crisis, list[s
             if not isinstance(items, MarkedList):
                 problems.append(f"{at}: '{kind}' in '{lang}' must be a list of texts (lines starting with '- ')")
                 continue
-            kept: list[str] = []
-            for item, where in zip(items, items.item_where, strict=True):
-                if not isinstance(item, str) or not item.strip():
-                    # yes/no/numbers unquoted become booleans and numbers in YAML.
-                    problems.append(f'{where}: not a text; write it in quotes ("yes", "1500") or remove the line')
-                    continue
-                plain = _plain(item)
-                if plain in seen:
-                    problems.append(f"{where}: this example is written twice (also at {seen[plain]}); keep one")
-                    continue
-                seen[plain] = where
-                kept.append(item.strip())
+            # yes/no/numbers unquoted become booleans and numbers in YAML.
+            kept = read_texts(items, seen, problems, NOT_A_TEXT)
             if len(kept) < MIN_EXAMPLES:
                 problems.append(
                     f"{by_lang.key_where[lang]}: '{kind}' has {len(kept)} example(s) in '{lang}'; "

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from bot.spec.model import Cause, Evidence, Where
 
 if TYPE_CHECKING:
-    from bot.spec.loader import MarkedMap, _Reader
+    from bot.spec.loader import MarkedList, MarkedMap, _Reader
 
 EXAMPLES_DIR = "examples"  # inside the dialogs folder
 # Fewer than this per cause and language and the classifier learns noise; 80 or more is
@@ -60,7 +60,25 @@ def classifier_evidence(reader: _Reader, block: MarkedMap, what: str, cause_id: 
 
 
 def _plain(text: str) -> str:
-    return " ".join(unicodedata.normalize("NFKC", text).lower().split())
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def read_texts(items: MarkedList, seen: dict[str, Where], problems: list[str], empty: str) -> list[str]:
+    """The texts of one YAML list of examples, each once: a text already `seen` anywhere
+    (case and spacing aside) is a problem at its line, and so is an item that is not a
+    text (`empty` says what to write instead)."""
+    kept: list[str] = []
+    for item, where in zip(items, items.item_where, strict=True):
+        if not isinstance(item, str) or not item.strip():
+            problems.append(f"{where}: {empty}")
+            continue
+        plain = _plain(item)
+        if plain in seen:
+            problems.append(f"{where}: this example is written twice (also at {seen[plain]}); keep one")
+            continue
+        seen[plain] = where
+        kept.append(item.strip())
+    return kept
 
 
 def attach_examples(folder: Path, causes: Sequence[Cause]) -> tuple[list[Cause], list[str]]:
@@ -113,17 +131,9 @@ def attach_examples(folder: Path, causes: Sequence[Cause]) -> tuple[list[Cause],
             if not isinstance(items, MarkedList):
                 problems.append(f"{at}: the examples in '{lang}' must be a list of stories (lines starting with '- ')")
                 continue
-            kept = examples[cause_id].setdefault(str(lang), [])
-            for item, where in zip(items, items.item_where, strict=True):
-                if not isinstance(item, str) or not item.strip():
-                    problems.append(f"{where}: an empty example; write a story or remove the line")
-                    continue
-                plain = _plain(item)
-                if plain in seen:
-                    problems.append(f"{where}: this example is written twice (also at {seen[plain]}); keep one")
-                    continue
-                seen[plain] = where
-                kept.append(item.strip())
+            examples[cause_id].setdefault(str(lang), []).extend(
+                read_texts(items, seen, problems, "an empty example; write a story or remove the line")
+            )
     problems.extend(_too_few(folder, examples, heading, [cause.id for cause in causes], _display_name))
     return [replace(c, examples={k: tuple(v) for k, v in examples.get(c.id, {}).items()}) for c in causes], problems
 
