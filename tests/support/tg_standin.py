@@ -585,15 +585,20 @@ class StandIn:
             delay = self._state.delays.get(chat_id, 0.0)
         if delay:
             await asyncio.sleep(delay)
+        return self._deliver(chat_id, text, entities, str(params.get("text", "")), markup)
+
+    def _deliver(
+        self,
+        chat_id: int,
+        text: str,
+        entities: list[dict[str, Any]],
+        html: str,
+        markup: dict[str, Any] | None,
+        photo: bytes | None = None,
+    ) -> dict[str, Any]:
+        """A new message in the user's chat, as Telegram returns it to the bot."""
         with self._lock:
-            message = Message(
-                chat_id=chat_id,
-                message_id=self._state.next_message_id,
-                text=text,
-                entities=entities,
-                html=str(params.get("text", "")),
-                reply_markup=markup,
-            )
+            message = Message(chat_id, self._state.next_message_id, text, entities, html, markup, photo=photo)
             self._state.next_message_id += 1
             # Kept even when not recording calls: edits need the message they change.
             self._state.messages.setdefault(chat_id, []).append(message)
@@ -617,19 +622,7 @@ class StandIn:
                 raise BadRequest("Bad Request: message caption is too long")
         markup = params.get("reply_markup")
         self._check_markup(markup)
-        with self._lock:
-            message = Message(
-                chat_id=chat_id,
-                message_id=self._state.next_message_id,
-                text=caption,
-                entities=entities,
-                html=str(params.get("caption", "")),
-                reply_markup=markup,
-                photo=photo,
-            )
-            self._state.next_message_id += 1
-            self._state.messages.setdefault(chat_id, []).append(message)
-        return self.message_json(message)
+        return self._deliver(chat_id, caption, entities, str(params.get("caption", "")), markup, photo)
 
     def _find(self, params: dict[str, Any]) -> Message:
         chat_id, message_id = params.get("chat_id"), params.get("message_id")
