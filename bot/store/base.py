@@ -19,7 +19,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -51,14 +51,38 @@ class Conversation:
     damaged: bool = False
     change: Change = field(default=Change.NOTHING, init=False)
     saved: Session | None = field(default=None, init=False)
+    # What to send once committed (channel-specific JSON objects, in order) and the
+    # anonymous statistics events to count, both committed with the session.
+    outbox: list[dict[str, Any]] = field(default_factory=list, init=False)
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list, init=False)
 
     def save(self, session: Session) -> None:
         """Keep `session` when the block exits without an exception."""
         self.change, self.saved = Change.SAVE, session
 
     def erase(self) -> None:
-        """Forget this chat entirely when the block exits (`/forget`)."""
+        """Forget this chat entirely when the block exits (`/forget`); the chat's unsent
+        outbox goes too, and nothing else queued in this block is kept."""
         self.change, self.saved = Change.ERASE, None
+
+    def send(self, payload: dict[str, Any]) -> None:
+        """Queue `payload` in the chat's outbox; committed with the block, sent after."""
+        self.outbox.append(payload)
+
+    def count(self, name: str, data: dict[str, Any]) -> None:
+        """Count anonymous event `name` in the block's transaction (the chat only hashed)."""
+        self.events.append((name, data))
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """One committed, unsent message of a chat's outbox, claimed by a sender."""
+
+    id: int
+    chat_key: str
+    payload: dict[str, Any]
+    # Failed deliveries so far (for backoff, and to give up on one that never goes).
+    attempts: int
 
 
 @dataclass(frozen=True)
@@ -90,6 +114,33 @@ class Store(ABC):
     def conversation(self, chat_key: str, update_id: int | None = None) -> AbstractAsyncContextManager[Conversation]:
         """Lock `chat_key`, load its session and, on a clean exit, commit what was saved
         together with `update_id` as processed."""
+
+    @abstractmethod
+    async def probe_write(self) -> None:
+        """Commit a tiny write (for /healthz); raises `StoreUnavailable` when the store
+        cannot commit (disk full, read-only, down)."""
+
+    # -- the outbox: committed in `conversation`, delivered by a sender -------------
+
+    @abstractmethod
+    async def claim_outbox(self, chat_key: str, owner: str, lease: timedelta, limit: int = 50) -> list[OutboxMessage]:
+        """Claim the chat's unsent messages, oldest first, for `owner` until `lease` from
+        now; [] while another owner holds a live lease on the chat or the chat is deferred
+        (so one chat is sent by one sender at a time, in order, across replicas)."""
+
+    @abstractmethod
+    async def mark_sent(self, message_id: int) -> None:
+        """The message went out (or was given up on): remove it from the outbox."""
+
+    @abstractmethod
+    async def defer_outbox(self, chat_key: str, until: datetime) -> None:
+        """Release the chat's claimed messages, counting one more failed attempt, and let
+        nobody claim them before `until` (a 429's retry_after, a backoff)."""
+
+    @abstractmethod
+    async def pending_chats(self, now: datetime, older_than: timedelta, limit: int = 100) -> list[str]:
+        """Chats with unsent messages nobody may be sending: unclaimed for `older_than`
+        (a crash after commit), or whose lease or deferral has passed."""
 
     @abstractmethod
     async def load(self, chat_key: str) -> Session | None:
