@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: bench-heldout bench-crisis lock chat test lint i18n validate bench bench-engine bench-store bench-webhook bench-classify eval-causes clean
+.PHONY: bench-heldout bench-crisis bench-reminders lock chat test lint i18n validate bench bench-engine bench-store bench-webhook bench-classify eval-causes clean
 
 # Every install is the same: the locked versions, each checked against its hash, then the
 # project itself without resolving anything again. `make lock` refreshes the lock files.
@@ -80,6 +80,10 @@ bench-heldout: $(STAMP)
 
 bench-crisis: $(STAMP)
 	$(PY) -m bench.crisis_detect
+
+# 10,000 reminders due at 09:00 through the stand-in Bot API under TELEGRAM_MAX_RATE (about 7 min).
+bench-reminders: $(STAMP)
+	$(PY) -m bench.reminders_send $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* htmlcov

@@ -80,5 +80,5 @@ if __name__ == "__main__":
         port=int(os.environ.get("PORT", "8081")),
         log_level="warning",
         access_log=False,
-        timeout_keep_alive=75,  # as the advisor (bot/web/__init__.py)
+        timeout_keep_alive=10,  # as the advisor (HTTP_READ_TIMEOUT, bot/web/server.py)
     )

@@ -2,7 +2,9 @@
 memory stays flat as conversations pile up (sessions live in the store, not in RAM).
 
 One operation is what a channel does per update: lock the chat, load its session,
-save the next one together with the update id, commit.
+save the next one together with the update id, commit. The outbox section compares
+that commit with and without a turn's three outgoing messages in it, and what a
+sender then does to deliver them (claim, and mark each sent).
 
     .venv/bin/python bench/store_ops.py                     # SQLite; PostgreSQL if a URL is set
     .venv/bin/python bench/store_ops.py --conversations 20000 --runs 3
@@ -22,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 from bot.engine.session import Session, Snapshot
@@ -62,13 +65,27 @@ def session_for(i: int) -> Session:
     )
 
 
-async def one_op(store: Store, chat_key: str, update_id: int) -> None:
+#: A turn's replies as the Telegram channel queues them: text with an inline keyboard.
+REPLIES = tuple(
+    {
+        "method": "sendMessage",
+        "text": f"第{n}步：先算清楚欠款总额和每月最低还款额。" * 3,
+        "parse_mode": "HTML",
+        "reply_markup": {"inline_keyboard": [[{"text": "好的", "callback_data": f"a:7:{n}"}]]},
+    }
+    for n in range(3)
+)
+
+
+async def one_op(store: Store, chat_key: str, update_id: int, sends: int = 0) -> None:
     async with store.conversation(chat_key, update_id) as conv:
         version = conv.session.version + 1 if conv.session else 0
         conv.save(session_for(version))
+        for payload in REPLIES[:sends]:
+            conv.send(payload)
 
 
-async def run_ops(store: Store, prefix: str, first_id: int, ops: int, concurrency: int) -> float:
+async def run_ops(store: Store, prefix: str, first_id: int, ops: int, concurrency: int, sends: int = 0) -> float:
     """`ops` conversation blocks on `ops` distinct chats, `concurrency` at a time; ops/s."""
     next_i = 0
 
@@ -77,7 +94,7 @@ async def run_ops(store: Store, prefix: str, first_id: int, ops: int, concurrenc
         while next_i < ops:
             i = next_i
             next_i += 1
-            await one_op(store, f"{prefix}{i}", first_id + i)
+            await one_op(store, f"{prefix}{i}", first_id + i, sends)
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -102,11 +119,40 @@ async def measure(store: Store, label: str, runs: int, ops: int) -> None:
         )
 
 
+async def deliver(store: Store, prefix: str, ops: int) -> float:
+    """What a sender does after each of those commits, one chat after the other:
+    claim the chat's messages, mark each sent; chats/s."""
+    started = time.perf_counter()
+    for i in range(ops):
+        for message in await store.claim_outbox(f"{prefix}{i}", "bench", timedelta(seconds=30)):
+            await store.mark_sent(message.id)
+    return ops / (time.perf_counter() - started)
+
+
+async def measure_outbox(store: Store, label: str, runs: int, ops: int) -> None:
+    """Milliseconds per commit (one task) without and with 3 outbox rows, runs
+    interleaved so drift hits both alike; then the delivery of those rows. Median."""
+    await run_ops(store, f"{label}-ob-", 0, ops, 1)  # the chats exist: every block loads one
+    plain, queued, sent = [], [], []
+    for run in range(1, runs + 1):
+        first = 10_000_000 * run
+        plain.append(1000 / await run_ops(store, f"{label}-ob-", first, ops, 1))
+        queued.append(1000 / await run_ops(store, f"{label}-ob-", first + ops, ops, 1, sends=3))
+        sent.append(1000 / await deliver(store, f"{label}-ob-", ops))
+    base, with_rows = statistics.median(plain), statistics.median(queued)
+    print(
+        f"  {label:<10} commit: {base:.3f} ms plain, {with_rows:.3f} ms with 3 outbox rows"
+        f" (+{with_rows - base:.3f} ms, x{with_rows / base:.2f}); delivery bookkeeping"
+        f" (claim + 3 x mark_sent): {statistics.median(sent):.3f} ms per chat"
+    )
+
+
 async def bench_sqlite(folder: Path, runs: int, ops: int) -> None:
     store = SqliteStore(f"sqlite:///{folder / 'ops.sqlite3'}", hash_key=b"bench")
     await store.open()
     try:
         await measure(store, "sqlite", runs, ops)
+        await measure_outbox(store, "sqlite", runs, ops)
     finally:
         await store.close()
 
@@ -121,6 +167,7 @@ async def bench_postgres(url: str, runs: int, ops: int) -> None:
     try:
         await store.open()
         await measure(store, "postgresql", runs, ops)
+        await measure_outbox(store, "postgresql", runs, ops)
     finally:
         await store.close()
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ from bot.spec.loader import SpecError
 if TYPE_CHECKING:
     from bot.engine.engine import Engine
     from bot.i18n.catalog import Localizer
+    from bot.store.base import EventRecord
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -28,39 +30,47 @@ def _with_database(settings: Settings, url: str | None) -> Settings:
 
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    """The conversation in this terminal; `--dialogs`/`--locales` try an edited copy first."""
     from bot.channels import terminal
 
     locale = normalize_locale(args.lang) if args.lang else terminal_locale()
-    terminal.run(locale, _with_database(settings, args.database_url))
+    settings = _with_database(settings, args.database_url)
+    if args.dialogs or args.locales:
+        settings = dataclasses.replace(
+            settings,
+            dialogs_dir=Path(args.dialogs) if args.dialogs else settings.dialogs_dir,
+            locales_dir=Path(args.locales) if args.locales else settings.locales_dir,
+        )
+    # The copy must validate as a reload would take it: the same check, before any word.
+    if _load(settings, checked=True) is None:
+        return EXIT_FAILED
+    terminal.run(locale, settings)
     return EXIT_OK
 
 
 def _load(
-    settings: Settings, dialogs: str | None = None, locales: str | None = None
+    settings: Settings, dialogs: str | None = None, locales: str | None = None, *, checked: bool = False
 ) -> tuple[Engine, Localizer] | None:
     """The engine for `dialogs` (default: DIALOGS_DIR, else the bundled ones), or None after
-    printing every problem with its place."""
-    from bot.runtime import build_engine
+    printing every problem with its place. `checked`: the translations too, as a reload
+    checks them (`bot.runtime.load_checked`)."""
+    from bot.problems import ProblemsError
+    from bot.runtime import build_engine, load_checked
 
     try:
-        return build_engine(dialogs or settings.dialogs_dir, locales or settings.locales_dir)
-    except SpecError as err:
+        load = load_checked if checked else build_engine
+        return load(dialogs or settings.dialogs_dir, locales or settings.locales_dir)
+    except ProblemsError as err:
         print("\n".join(err.problems), file=sys.stderr)
-        print(f"{len(err.problems)} problem(s) in the dialogs.", file=sys.stderr)
+        part = "dialogs" if isinstance(err, SpecError) else "translations"
+        print(f"{len(err.problems)} problem(s) in the {part}.", file=sys.stderr)
         return None
 
 
 def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.i18n.completeness import translation_problems
-
-    if (loaded := _load(settings, args.dir, args.locales)) is None:
+    if (loaded := _load(settings, args.dir, args.locales, checked=True)) is None:
         return EXIT_FAILED
     engine, localizer = loaded
-    problems = translation_problems(engine.spec, localizer, tuple(loc for loc in localizer.locales if loc != "en"))
-    if problems:
-        print("\n".join(problems), file=sys.stderr)
-        print(f"{len(problems)} problem(s) in the translations.", file=sys.stderr)
-        return EXIT_FAILED
     spec = engine.spec
     states = sum(len(flow.states) for flow in spec.flows.values())
     texts = len({msgid for msgid, _ in spec.texts})
@@ -194,18 +204,49 @@ def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _since(text: str) -> datetime:
+    """`--since 2025-05-01` (midnight UTC) or an ISO time with its offset."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r} (e.g. 2025-05-01)") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
+    """The funnel of the stored anonymous events (text, JSON) and, with `--chart`, its PNG."""
+    from bot.i18n.catalog import Localizer
+    from bot.runtime import dialogs_dir, locales_dir
+    from bot.spec.loader import load_dialogs
+    from bot.stats.report import build_report, render_text
     from bot.store import open_store
 
-    async def read() -> dict[str, int]:
+    try:
+        spec = load_dialogs(dialogs_dir(args.dir or settings.dialogs_dir))
+    except SpecError as err:
+        print("\n".join(err.problems), file=sys.stderr)
+        return EXIT_FAILED
+
+    async def read() -> tuple[list[EventRecord], int]:
         store = open_store(args.database_url or settings.database_url, hash_key=settings.event_hash_key)
         await store.open()
         try:
-            return await store.stats()
+            return await store.events(args.since), (await store.stats()).get("active_conversations", 0)
         finally:
             await store.close()
 
-    print(json.dumps(asyncio.run(read()), indent=2, sort_keys=True))
+    events, active = asyncio.run(read())
+    report = build_report(events, spec, since=args.since, active=active)
+    locale = normalize_locale(args.lang) if args.lang else terminal_locale()
+    localizer = Localizer.load(locales_dir(args.locales or settings.locales_dir))
+    if args.chart:
+        from bot.stats.chart import report_png
+
+        Path(args.chart).write_bytes(report_png(report, localizer, locale))
+    if args.format == "json":
+        print(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
+    else:
+        print(render_text(report, localizer, locale))
     return EXIT_OK
 
 
@@ -230,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     chat = commands.add_parser("chat", help="talk to the advisor in this terminal (no token needed)")
     chat.add_argument("--lang", choices=["zh", "en", "zh_CN"], help="language (default: the terminal's)")
     chat.add_argument("--database-url", help=f"default: $DATABASE_URL or {DEFAULT_DATABASE_URL}")
+    chat.add_argument("--dialogs", help="dialogs folder to try (default: $DIALOGS_DIR or the bundled dialogs/)")
+    chat.add_argument("--locales", help="catalogs folder to try (default: $LOCALES_DIR or the bundled locales/)")
     chat.set_defaults(run=cmd_chat)
 
     commands.add_parser("polling", help="run on Telegram by long polling (development)").set_defaults(run=cmd_polling)
@@ -271,8 +314,14 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--locales", help="catalogs folder")
     parse.set_defaults(run=cmd_parse)
 
-    stats = commands.add_parser("stats", help="anonymous usage counts from the store")
+    stats = commands.add_parser("stats", help="the conversation funnel from the anonymous events")
+    stats.add_argument("--since", type=_since, metavar="DATE", help="only conversations started since (2025-05-01)")
+    stats.add_argument("--format", choices=["text", "json"], default="text", help="text (default) or JSON")
+    stats.add_argument("--chart", metavar="FILE.png", help="also draw the funnel and the causes as a PNG")
+    stats.add_argument("--lang", choices=["zh", "en", "zh_CN"], help="language (default: the terminal's)")
     stats.add_argument("--database-url", help=f"default: $DATABASE_URL or {DEFAULT_DATABASE_URL}")
+    stats.add_argument("--dir", help="dialogs folder (question order, causes and their source shares)")
+    stats.add_argument("--locales", help="catalogs folder")
     stats.set_defaults(run=cmd_stats)
     return parser
 

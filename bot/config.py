@@ -126,6 +126,17 @@ def _port(raw: str, reading: _Reading) -> int:
     return _whole(1, 65535)("PORT", raw, reading)
 
 
+def _read_timeout(raw: str, reading: _Reading) -> float:
+    try:
+        seconds = float(raw)
+        if not 0.5 <= seconds <= 300:
+            raise ValueError(raw)
+    except ValueError:
+        reading.problems.append(f"HTTP_READ_TIMEOUT must be seconds between 0.5 and 300, got {raw!r}.")
+        return float(DEFAULT_READ_TIMEOUT)
+    return seconds
+
+
 def _ttl(raw: str, reading: _Reading) -> int:
     return _whole(1, 36500)("SESSION_TTL_DAYS", raw, reading)
 
@@ -183,6 +194,14 @@ def _log_level(raw: str, reading: _Reading) -> str:
     return level
 
 
+def _late_minutes(raw: str, reading: _Reading) -> int:
+    return _whole(0, 7 * 24 * 60)("REMINDER_LATE_MINUTES", raw, reading)
+
+
+def _clock_file(raw: str, reading: _Reading) -> Path | None:
+    return Path(raw) if raw else None
+
+
 def _hash_key(raw: str, reading: _Reading) -> bytes | None:
     return raw.encode("utf-8") if raw else None
 
@@ -190,6 +209,7 @@ def _hash_key(raw: str, reading: _Reading) -> bytes | None:
 DEFAULT_API_URL = "https://api.telegram.org"
 DEFAULT_DATABASE_URL = "sqlite:///data/bot.sqlite3"
 DEFAULT_MAX_RATE = "30"
+DEFAULT_READ_TIMEOUT = "10"
 
 # In reading order: a parser may consult the values above it (WEBHOOK_URL reads TELEGRAM_API_URL).
 FIELDS: tuple[Field, ...] = (
@@ -200,8 +220,17 @@ FIELDS: tuple[Field, ...] = (
     # A container listens on all interfaces by design.
     Field("host", "HOST", "0.0.0.0", _text, "where the webhook server listens"),  # noqa: S104
     Field("port", "PORT", "8080", _port, "the webhook server's port"),
+    # Each connection gets this long to send a request's head, from its start and after
+    # every response (so also the idle keep-alive), and again for the body (408 after).
+    Field(
+        "http_read_timeout",
+        "HTTP_READ_TIMEOUT",
+        DEFAULT_READ_TIMEOUT,
+        _read_timeout,
+        "seconds a client has to send a request's head, then its body",
+    ),
     Field("database_url", "DATABASE_URL", DEFAULT_DATABASE_URL, _database_url, "sqlite:///path or postgresql://…"),
-    Field("admin_ids", "ADMIN_IDS", "", _admin_ids, "Telegram user ids who may send /stats, comma-separated"),
+    Field("admin_ids", "ADMIN_IDS", "", _admin_ids, "Telegram user ids allowed /stats and /reload, comma-separated"),
     Field("session_ttl_days", "SESSION_TTL_DAYS", "30", _ttl, "idle conversations are deleted after this"),
     Field("dialogs_dir", "DIALOGS_DIR", "", _folder("DIALOGS_DIR"), "an operator's dialogs (default: bundled)"),
     Field("locales_dir", "LOCALES_DIR", "", _folder("LOCALES_DIR"), "an operator's catalogs (default: bundled)"),
@@ -210,6 +239,12 @@ FIELDS: tuple[Field, ...] = (
     Field("telegram_max_rate", "TELEGRAM_MAX_RATE", DEFAULT_MAX_RATE, _max_rate, "messages per second, 0 = no limit"),
     Field("log_level", "LOG_LEVEL", "INFO", _log_level, "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
     Field("event_hash_key", "EVENT_HASH_KEY", "", _hash_key, "key of the statistics hash (default: kept in the DB)"),
+    # A reminder missed (the bot was down) by at most this long is sent late, once;
+    # an older one waits for its next occurrence (bot/reminders).
+    Field("reminder_late_minutes", "REMINDER_LATE_MINUTES", "360", _late_minutes, "how late a reminder is still sent"),
+    # For tests only: the process's reminder clock is the system's plus the seconds in
+    # this file, re-read when it changes (tests drive a running process's time with it).
+    Field("clock_offset_file", "CLOCK_OFFSET_FILE", "", _clock_file, "tests only: seconds added to the clock"),
 )
 
 
@@ -225,6 +260,7 @@ class Settings:
     webhook_secret: str = field(repr=False)
     host: str
     port: int
+    http_read_timeout: float
     database_url: str = field(repr=False)  # may hold a password
     admin_ids: tuple[int, ...]
     session_ttl_days: int
@@ -233,6 +269,8 @@ class Settings:
     telegram_max_rate: float
     log_level: str
     event_hash_key: bytes | None = field(repr=False)
+    reminder_late_minutes: int
+    clock_offset_file: Path | None
 
     @property
     def webhook_path(self) -> str:

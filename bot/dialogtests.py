@@ -17,7 +17,7 @@ from bot.engine.engine import Engine
 from bot.engine.events import Chose, Event, Said, Start
 from bot.engine.turn import Turn
 from bot.i18n.catalog import Localizer, normalize_locale
-from bot.spec.loader import MarkedList, MarkedMap, read_yaml
+from bot.spec.loader import MarkedList, MarkedMap, read_yaml_file
 
 
 @dataclass
@@ -34,7 +34,7 @@ def run_folder(engine: Engine, localizer: Localizer, folder: Path) -> list[Resul
     """Run every test in `folder/*.yaml`."""
     results = []
     for path in sorted(folder.glob("*.yaml")):
-        doc, problems = read_yaml(path.read_text(encoding="utf-8"), str(path))
+        doc, problems = read_yaml_file(path, str(path))
         if problems or doc is None:
             results.append(Result(path.name, problems or [f"{path}: empty test file"]))
             continue

@@ -46,9 +46,17 @@ def test_the_menu_lists_the_public_commands_in_order() -> None:
         "language",
         "help",
         "calculator",
+        "remind",
+        "reminders",
         "forget",
     ]
     assert all(spec.name is not Slash.STATS for spec in menu())
+
+
+def test_remind_is_the_engines_and_reminders_the_channels() -> None:
+    remind, reminders = parse_command("/remind"), parse_command("/reminders")
+    assert remind is not None and remind.event() == Command(CommandName.REMIND)
+    assert reminders is not None and reminders.name is Slash.REMINDERS and reminders.event() is None
 
 
 def test_every_name_is_taken_once() -> None:

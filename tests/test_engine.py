@@ -196,6 +196,9 @@ def _random_walk(engine: Engine, rng: random.Random) -> set[tuple[str, str]]:
     ]
     turn = start(engine, rng.choice(["zh_CN", "en"]))
     seen = set(turn.passed)
+    if rng.random() < 0.2:  # what only a command enters: /remind, or a check-in that comes
+        turn = engine.handle(turn.session, Command(rng.choice([CommandName.REMIND, CommandName.CHECKIN])))
+        seen |= set(turn.passed)
     for _ in range(40):
         if turn.finished:
             break

@@ -48,10 +48,10 @@ def test_piped_chinese_conversation_to_the_plan(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     # The operator's anonymous counts: one conversation, one plan led by its top cause
     # (counted once, although the conversation went on after the summary).
-    stats = run_bot("stats", "--database-url", f"sqlite:///{tmp_path / 'chat.sqlite3'}")
-    counts = json.loads(stats.stdout)
-    assert counts["event:conversation_started"] == 1
-    assert counts["event:plan_shown.cardholder.unstable_income"] == 1
+    stats = run_bot("stats", "--format", "json", "--database-url", f"sqlite:///{tmp_path / 'chat.sqlite3'}")
+    funnel = json.loads(stats.stdout)
+    assert funnel["conversations"] == {"started": 1, "plan_shown": 1, "finished": 0}
+    assert [(c["id"], c["conversations"]) for c in funnel["causes"] if c["conversations"]] == [("unstable_income", 1)]
 
 
 def test_piped_english_conversation_reprompts_and_goes_back(tmp_path: Path) -> None:

@@ -17,7 +17,9 @@ from bot.engine.commands import Slash, SlashCommand, parse_command
 from bot.engine.events import Event, Said, Start
 from bot.engine.turn import Turn
 from bot.i18n.catalog import Localizer
-from bot.runtime import build_advisor
+from bot.reminders.desk import ReminderDesk
+from bot.runtime import ContentReloader, build_advisor
+from bot.stats.report import build_report, render_text
 
 QUIT_WORDS = frozenset({"/quit", "/exit", "quit", "exit", "退出"})
 _MARKS = {
@@ -63,15 +65,25 @@ def parse_line(line: str) -> Event | SlashCommand | None:
     return command.event() or command
 
 
-async def chat(advisor: Advisor, locale: str, stdin: TextIO, stdout: TextIO, chat_key: str = "terminal") -> None:
-    """Run one conversation until EOF or /quit."""
+async def chat(
+    advisor: Advisor,
+    locale: str,
+    stdin: TextIO,
+    stdout: TextIO,
+    chat_key: str = "terminal",
+    reloader: ContentReloader | None = None,
+) -> None:
+    """Run one conversation until EOF or /quit; with `reloader`, /reload loads the dialogs
+    and catalogs again (edit, /reload, go on: how an operator tries an edit)."""
     interactive = stdin.isatty()
 
-    async def show(turn: Turn) -> None:
-        stdout.write(render_turn(turn, advisor.localizer) + "\n")
-        stdout.flush()
+    def show(turn: Turn | None) -> None:
+        # Printed once committed: what the user sees is always what was kept.
+        if turn is not None:
+            stdout.write(render_turn(turn, advisor.localizer) + "\n")
+            stdout.flush()
 
-    await advisor.handle(chat_key, Start(locale), deliver=show, locale=locale)
+    show(await advisor.handle(chat_key, Start(locale), locale=locale))
     loop = asyncio.get_running_loop()
     while True:
         if interactive:
@@ -84,23 +96,43 @@ async def chat(advisor: Advisor, locale: str, stdin: TextIO, stdout: TextIO, cha
             stdout.write(f"> {line.strip()}\n")
         event = parse_line(line)
         if isinstance(event, SlashCommand):
-            await _carry_out(advisor, event, chat_key, stdout, locale)
+            await _carry_out(advisor, event, chat_key, stdout, locale, reloader)
         elif event is not None:
-            await advisor.handle(chat_key, event, deliver=show)
+            show(await advisor.handle(chat_key, event))
 
 
-async def _carry_out(advisor: Advisor, command: SlashCommand, chat_key: str, stdout: TextIO, locale: str) -> None:
+async def _carry_out(
+    advisor: Advisor,
+    command: SlashCommand,
+    chat_key: str,
+    stdout: TextIO,
+    locale: str,
+    reloader: ContentReloader | None = None,
+) -> None:
     """The commands the channel carries out: at a terminal the operator is the user, so
-    /forget needs no confirmation button and /stats is allowed."""
+    /forget needs no confirmation button and /stats and /reload are allowed."""
     session = await advisor.store.load(chat_key)
     locale = session.locale if session is not None else locale
     if command.name is Slash.FORGET:
         await advisor.forget(chat_key)
         lines = [advisor.localizer.text(advisor.engine.message("forget_done"), locale)]
     elif command.name is Slash.STATS:
-        counts = await advisor.store.stats()
+        active = (await advisor.store.stats()).get("active_conversations", 0)
+        report = build_report(await advisor.store.events(), advisor.engine.spec, active=active)
         title = advisor.localizer.text(advisor.engine.message("stats_title"), locale)
-        lines = [title, *(f"{name}: {count}" for name, count in sorted(counts.items()))]
+        lines = [title, render_text(report, advisor.localizer, locale)]
+    elif command.name is Slash.RELOAD:
+        if reloader is None:  # a chat without a folder to reload from (tests, tools)
+            lines = [advisor.localizer.text(advisor.engine.message("unknown_command"), locale)]
+        else:
+            reloaded = await reloader.reload()
+            lines = [reloaded.report(advisor.localizer, locale, limit=sys.maxsize)]
+    elif command.name is Slash.REMINDERS:
+        # Listed only: at a terminal nothing sends them (reminders go out on Telegram).
+        listed = await ReminderDesk(advisor.store, lambda: advisor.engine).listing(chat_key)
+        say = advisor.localizer.text
+        lines = [say(advisor.engine.message("reminders_title" if listed else "reminders_none"), locale)]
+        lines += [say(item.line, locale) for item in listed]
     else:  # pragma: no cover - every other command is an engine event
         return
     stdout.write("\n".join(lines) + "\n\n")
@@ -113,7 +145,8 @@ def run(locale: str, settings: Settings) -> None:
     async def main() -> None:
         advisor = await build_advisor(settings)
         try:
-            await chat(advisor, locale, sys.stdin, sys.stdout)
+            reloader = ContentReloader.for_settings(advisor, settings)
+            await chat(advisor, locale, sys.stdin, sys.stdout, reloader=reloader)
         finally:
             await advisor.store.close()
 

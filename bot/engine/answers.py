@@ -45,6 +45,7 @@ __all__ = [
     "parse_bool",
     "parse_days",
     "parse_money",
+    "read_day_of_month",
     "read_days",
     "read_money",
     "read_number",
@@ -507,6 +508,46 @@ def parse_bool(text: str) -> bool | None:
         if candidate in _NO:
             return False
     return None
+
+
+# A repayment day: "15", "15号", "每月15日", "十五号", "the 15th", "day 15", "月底".
+_DAY_OF_MONTH_RE: Final = re.compile(
+    rf"(?:每个?月的?|每月)?(?:(?:on )?the |on |day |every month on the |every month on )?"
+    rf"(?P<n>[0-9]{{1,2}}|[{_CN_NUMERALS}]{{1,4}})"
+    r"(?:号|日|st|nd|rd|th)?(?: (?:of (?:the|each|every) month|every month|each month))?(?:号|日)?"
+)
+_LAST_DAY: Final = frozenset(
+    {
+        "月底",
+        "月末",
+        "每月月底",
+        "每月最后一天",
+        "最后一天",
+        "last day",
+        "the last day",
+        "end of the month",
+        "the end of the month",
+        "last day of the month",
+        "the last day of the month",
+        "month end",
+    }
+)
+
+
+def read_day_of_month(text: str) -> int | None:
+    """A day of the month, 1–31 ("15", "15号", "十五号", "the 15th"); "月底" / "last day" is 31,
+    which a shorter month reads as its last day. None for anything else."""
+    normal = _normalize(text)
+    if normal is None:
+        return None
+    if normal in _LAST_DAY:
+        return 31
+    match = _DAY_OF_MONTH_RE.fullmatch(normal)
+    if match is None:
+        return None
+    number = match["n"]
+    day = int(number) if number.isdigit() else _chinese_int(number)
+    return day if day is not None and 1 <= day <= 31 else None
 
 
 # ---------------------------------------------------------------- readings with doubt

@@ -34,6 +34,9 @@ class Slash(StrEnum):
     FORGET = "forget"
     STATS = "stats"
     CALCULATOR = "calculator"
+    REMIND = "remind"
+    REMINDERS = "reminders"
+    RELOAD = "reload"
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,12 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(Slash.HELP, N_("What I can do"), engine=CommandName.HELP),
     CommandSpec(Slash.CALCULATOR, N_("Repayment calculator"), aliases=("calc",), engine=CommandName.CALCULATOR),
+    CommandSpec(Slash.REMIND, N_("Set up a monthly repayment reminder"), engine=CommandName.REMIND),
+    CommandSpec(Slash.REMINDERS, N_("My reminders: see or cancel them")),
     CommandSpec(Slash.FORGET, N_("Erase everything I know about you")),
     CommandSpec(Slash.STATS, N_("Anonymous usage counts"), admin_only=True, menu=False),
+    # The dialogs and catalogs loaded again (as on SIGHUP); the admin is told what failed.
+    CommandSpec(Slash.RELOAD, N_("Load the edited dialogs and translations again"), admin_only=True, menu=False),
 )
 
 _BY_NAME: dict[str, CommandSpec] = {name: spec for spec in COMMANDS for name in (spec.name.value, *spec.aliases)}

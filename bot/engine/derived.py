@@ -13,6 +13,8 @@ user sees it. The engine computes them (`DerivedValues.compute`), texts show the
 | `cost_interest`, `cost_fee`, `cost_total` | the slots named in costs.yaml `needs:` | money |
 | `proposed_monthly` | the calculator: the amount and `needs: monthly` in costs.yaml | money |
 | `hotline` (texts only) | settings.yaml crisis hotlines | the user's language's hotline |
+| `checkin_days` | settings.yaml `reminders: checkin_days` | a number of days |
+| `reminder_zone` | the `reminders: zone_slot` slot, else `reminders: time_zone` | the option's label, or the name |
 """
 
 from __future__ import annotations
@@ -26,11 +28,11 @@ from bot.engine.calculator import Calculation, calculate
 from bot.engine.costs import estimate_for
 from bot.engine.diagnosis import Assessment, Diagnoser, story_keys
 from bot.engine.session import range_keys
-from bot.engine.turn import Days, Money, Msg, Percent
+from bot.engine.turn import Days, Money, Msg, Percent, When
 from bot.spec.model import DialogSpec
 
 # What a placeholder is filled with.
-Shown = Msg | Money | Days | Percent | str | int
+Shown = Msg | Money | Days | Percent | When | str | int
 # The ranking itself, kept beside the values it feeds (for `show: ranking`); not a name
 # operators can write.
 RANKING = "_ranking"
@@ -76,6 +78,26 @@ def _registry(spec: DialogSpec) -> Iterator[DerivedValue]:
     yield DerivedValue("proposed_monthly", "the monthly amount to offer the bank (calculator)", money)
     yield DerivedValue("hotline", "the crisis hotline for the user's language", hotline, in_conditions=False)
 
+    def days(value: Any, locale: str) -> Shown | None:
+        return Days(int(value)) if value is not None else None
+
+    zone_labels = {
+        str(option.value): option.label
+        for flow in spec.flows.values()
+        for state in flow.states.values()
+        if state.slot == spec.reminders.zone_slot
+        for option in state.options
+    }
+
+    def zone_name(value: Any, locale: str) -> Shown | None:
+        if value is None:
+            return None
+        label = zone_labels.get(str(value))
+        return Msg(label) if label else str(value)
+
+    yield DerivedValue("checkin_days", "in how many days the advisor checks in (settings.yaml)", days)
+    yield DerivedValue("reminder_zone", "the person's time zone for reminders", zone_name)
+
 
 def condition_names(spec: DialogSpec) -> set[str]:
     """The derived names a condition may use (for validation)."""
@@ -108,6 +130,9 @@ class DerivedValues:
         cost = estimate_for(self.spec.costs, self.spec.cost_inputs, slots)
         if cost is not None:
             values.update(cost_interest=cost.interest, cost_fee=cost.fee, cost_total=cost.total)
+        reminders = self.spec.reminders
+        values["checkin_days"] = reminders.checkin_days
+        values["reminder_zone"] = slots.get(reminders.zone_slot) or reminders.time_zone
         calculation = self.calculation(slots)
         if calculation is not None:
             values[CALCULATION] = calculation

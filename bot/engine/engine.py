@@ -29,7 +29,17 @@ from transitions.core import EventData
 from transitions.core import State as MachineState
 from transitions.extensions.markup import MarkupMachine
 
-from bot.engine.answers import Doubt, Kind, Reading, is_unsure, parse_bool, read_slot, readback, shown
+from bot.engine.answers import (
+    Doubt,
+    Kind,
+    Reading,
+    is_unsure,
+    parse_bool,
+    read_day_of_month,
+    read_slot,
+    readback,
+    shown,
+)
 from bot.engine.calculator import Calculation, calculation_msgs, chart_msgs
 from bot.engine.crisis import CrisisDetector, reply_due
 from bot.engine.derived import CALCULATION, RANKING, DerivedValues, Shown
@@ -38,6 +48,7 @@ from bot.engine.events import Chose, Command, CommandName, Said, Start
 from bot.engine.events import Event as UserEvent
 from bot.engine.session import Session, SlotValue, Snapshot, range_keys
 from bot.engine.turn import (
+    Action,
     Block,
     Curve,
     Days,
@@ -123,7 +134,7 @@ def _guard(condition: Condition) -> Callable[[EventData], bool]:
 class _Cursor:
     """What the machine moves: a state name, what conditions read, and the turn so far."""
 
-    __slots__ = ("blocks", "finished", "milestones", "passed", "question", "scope", "session", "state")
+    __slots__ = ("actions", "blocks", "finished", "milestones", "passed", "question", "scope", "session", "state")
 
     def __init__(self, state: str, session: Session, scope: _Scope, blocks: Iterable[Block] = ()) -> None:
         self.state = state
@@ -134,6 +145,7 @@ class _Cursor:
         self.finished = False
         self.passed: list[tuple[str, str]] = []
         self.milestones: list[str] = []
+        self.actions: list[Action] = []
 
 
 class _Scope(Mapping[str, Any]):
@@ -199,6 +211,13 @@ class Engine:
         self._crisis = CrisisDetector.from_spec(spec)
         self._places = {place(f.name, s.name): (f, s) for f in spec.flows.values() for s in f.states.values()}
         self.machine = self._build_machine()
+        # The commands that enter a state named in settings.yaml, and that state.
+        named = {
+            CommandName.CALCULATOR: spec.calculator_state,
+            CommandName.REMIND: spec.reminders.remind_state,
+            CommandName.CHECKIN: spec.reminders.checkin_state,
+        }
+        self._jumps = {command: entry[0] for command, entry in named.items() if entry is not None}
         self._next: Event = self.machine.events[NEXT]
         questions = [(f, s) for f in spec.flows.values() for s in f.states.values() if s.is_question]
         # Built once: the buttons of every question, and every word that picks one.
@@ -228,8 +247,10 @@ class Engine:
         for name, (flow, state) in self._places.items():
             for branch in state.branches:
                 if branch.target.startswith("@"):
-                    other = spec.flows[branch.target[1:]]
-                    target = place(other.name, other.start)
+                    # "@flow": that flow's first state; "@flow.state": one of its states.
+                    other_name, _, other_state = branch.target[1:].partition(SEPARATOR)
+                    other = spec.flows[other_name]
+                    target = place(other.name, other_state or other.start)
                 else:
                     target = place(flow.name, branch.target)
                 guards: list[str | Callable[..., bool | None]] | None = None
@@ -328,13 +349,14 @@ class Engine:
             return self._enter(fresh, [Say(self.message("restarted"))])
         if event.name is CommandName.BACK:
             return self._back(session)
-        if event.name is CommandName.CALCULATOR and self.spec.calculator_state is not None:
-            # Straight to the calculator, from anywhere; what is known (the amount) is not asked again.
-            target = self.spec.calculator_state[0]
-            flow, _, state = target.partition(".")
+        jump = self._jumps.get(event.name)
+        if jump is not None:
+            # Straight to the calculator, the reminder questions or the check-in, from
+            # anywhere; what is known (the amount) is not asked again, /back returns.
+            flow, _, state = jump.partition(SEPARATOR)
             snap = Snapshot(session.flow, session.state, dict(session.slots))
             moved = session.evolve(flow=flow, state=state, history=(*session.history, snap))
-            return self._enter(moved, [], target)
+            return self._enter(moved, [], jump)
         if event.name is CommandName.LANGUAGE:
             locale = self._pick_locale(session.locale, event.argument)
             turn = self.resume(session.evolve(locale=locale), [Say(self.message("language_switched"))])
@@ -461,6 +483,9 @@ class Engine:
         if slot.type is SlotType.BOOL:
             parsed = parse_bool(text)
             return _Answer(problem=invalid) if parsed is None else _Answer(value=parsed)
+        if slot.type is SlotType.DAY_OF_MONTH:
+            day = read_day_of_month(text)
+            return _Answer(problem=invalid) if day is None else _Answer(value=day)
         kind = _NUMBER_KINDS.get(slot.type)
         if kind is None:
             return _Answer(problem=invalid)
@@ -512,6 +537,7 @@ class Engine:
                     finished=cursor.finished,
                     passed=tuple(cursor.passed),
                     milestones=tuple(cursor.milestones),
+                    actions=tuple(cursor.actions),
                 )
             if not self._next.trigger(cursor):
                 break
@@ -529,6 +555,9 @@ class Engine:
                 cursor.question = self._question(flow, state, cursor)
         else:
             cursor.blocks.extend(self._show(state, cursor))
+        for action in state.actions:  # only states that do not ask (validated): entered once per turn
+            values = {parameter: cursor.scope.get(slot) for parameter, slot in action.slots.items()}
+            cursor.actions.append(Action(action.name, values, len(cursor.blocks)))
 
     @staticmethod
     def _finished(event: EventData) -> None:
@@ -627,6 +656,8 @@ class Engine:
             return Money(Decimal(str(value))) if kind is Kind.MONEY else Days(int(value))
         if slot.type is SlotType.BOOL:
             return self.message("yes" if value else "no")
+        if slot.type is SlotType.DAY_OF_MONTH:
+            return int(value)
         if slot.type is SlotType.CHOICE:
             return self._choice_label(name, value)
         return None

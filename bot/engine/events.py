@@ -34,6 +34,10 @@ class CommandName(StrEnum):
     LANGUAGE = "language"
     HELP = "help"
     CALCULATOR = "calculator"
+    # The reminder questions (/remind), and a check-in the advisor promised (sent by
+    # bot/reminders, never typed): each enters the state settings.yaml names for it.
+    REMIND = "remind"
+    CHECKIN = "checkin"
 
 
 @dataclass(frozen=True)

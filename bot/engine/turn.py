@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from bot.engine.session import Session
+from bot.engine.session import Session, SlotValue
+from bot.spec.actions import ActionName
 
 
 @dataclass(slots=True)
@@ -38,6 +40,17 @@ class Percent:
 
 
 @dataclass(slots=True)
+class When:
+    """An instant, shown as a date and time of day in time zone `zone` (an IANA name),
+    formatted by locale (Wed, Mar 12, 2025, 09:00 / 2025年3月12日周三 09:00); the date
+    alone when `clock` is False (a repayment's due date)."""
+
+    instant: datetime
+    zone: str
+    clock: bool = True
+
+
+@dataclass(slots=True)
 class Msg:
     """A translatable text: `msgid` is the English source; `values` fill its {placeholders}.
 
@@ -46,7 +59,7 @@ class Msg:
     """
 
     msgid: str
-    values: Mapping[str, Msg | Money | Days | Percent | str | int] = field(default_factory=dict)
+    values: Mapping[str, Msg | Money | Days | Percent | When | str | int] = field(default_factory=dict)
 
 
 class Tone(StrEnum):
@@ -136,6 +149,20 @@ class Question:
 
 
 @dataclass(slots=True, frozen=True)
+class Action:
+    """Something the advisor is to do beyond replying (a state's `do:`, bot/spec/actions.py).
+
+    `values` holds each parameter's slot value as it was when the state was entered
+    (None when unanswered); `at` is how many of the turn's blocks came before it, so a
+    confirmation the advisor adds (when the reminder comes) goes in the right place.
+    """
+
+    name: ActionName
+    values: Mapping[str, SlotValue | None]
+    at: int
+
+
+@dataclass(slots=True, frozen=True)
 class Turn:
     """The engine's answer to one event: what to show and the session after it.
 
@@ -157,3 +184,5 @@ class Turn:
     stale: bool = False
     # The (flow, state) pairs this turn went through, in order (for tests and tracing).
     passed: tuple[tuple[str, str], ...] = ()
+    # What the advisor must carry out with this turn's commit, in order (`do:` of the states passed).
+    actions: tuple[Action, ...] = ()

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from babel.dates import format_skeleton, get_datetime_format
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_percent
 from babel.units import format_unit
 
-from bot.engine.turn import Days, Money, Msg, Percent
+from bot.engine.turn import Days, Money, Msg, Percent, When
 
 CHINESE = "zh_CN"
 ENGLISH = "en"
@@ -92,7 +94,7 @@ class Localizer:
             # A translator's broken placeholder must not cost the user the answer.
             return msg.msgid.format_map(values) if template != msg.msgid else msg.msgid
 
-    def value(self, value: Msg | Money | Days | Percent | str | int, locale: str) -> str:
+    def value(self, value: Msg | Money | Days | Percent | When | str | int, locale: str) -> str:
         """One value formatted for `locale` (amounts, day counts, shares, nested texts)."""
         if isinstance(value, Msg):
             return self.text(value, locale)
@@ -102,4 +104,17 @@ class Localizer:
             return str(format_unit(value.count, "duration-day", locale=locale))
         if isinstance(value, Percent):
             return str(format_percent(value.share, locale=locale))
+        if isinstance(value, When):
+            return _when(value, locale)
         return str(value)
+
+
+def _when(value: When, locale: str) -> str:
+    """A date and time of day in the value's zone, in the locale's own order and words."""
+    tz = ZoneInfo(value.zone)
+    day = format_skeleton("yMMMEd", value.instant, tzinfo=tz, locale=locale)
+    if not value.clock:
+        return str(day)
+    clock = format_skeleton("Hm", value.instant, tzinfo=tz, locale=locale)
+    # The locale's pattern for a date with a time ("{1}, {0}" in English, "{1} {0}" in Chinese).
+    return str(get_datetime_format("medium", locale=locale)).replace("{1}", str(day)).replace("{0}", str(clock))

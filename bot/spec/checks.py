@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from bot.spec.actions import check_actions, check_reminder_states
 from bot.spec.conditions import Condition
 from bot.spec.model import DialogSpec, Flow, SlotType, State, Where, placeholders
 
@@ -28,8 +29,10 @@ def check_spec(spec: DialogSpec, first_file: str) -> list[str]:
     known = condition_names(spec) | slot_names
     in_texts = text_names(spec) | slot_names
     problems: list[str] = []
+    entries = _entry_points(spec)
     for flow in spec.flows.values():
-        problems.extend(_check_flow(flow, spec, known, in_texts))
+        problems.extend(_check_flow(flow, spec, known, in_texts, entries.get(flow.name, set())))
+    problems.extend(check_reminder_states(spec))
     problems.extend(_check_causes(spec, slot_names, known, first_file))
     problems.extend(_check_cost_inputs(spec))
     if spec.calculator_state is not None:
@@ -72,7 +75,22 @@ def _check_cost_inputs(spec: DialogSpec) -> Iterator[str]:
         yield f"{needs.where}: default_product '{needs.default_product}' has no rates under costs:"
 
 
-def _check_flow(flow: Flow, spec: DialogSpec, known: set[str], in_texts: set[str]) -> Iterator[str]:
+def _entry_points(spec: DialogSpec) -> dict[str, set[str]]:
+    """States entered from outside their flow, by flow: a command's or a check-in's
+    target (settings.yaml), or a jump from another flow to `@flow.state`."""
+    named = [spec.calculator_state, spec.reminders.remind_state, spec.reminders.checkin_state]
+    targets = [entry[0] for entry in named if entry is not None]
+    for flow in spec.flows.values():
+        for state in flow.states.values():
+            targets.extend(b.target[1:] for b in state.branches if b.target.startswith("@") and "." in b.target)
+    entries: dict[str, set[str]] = {}
+    for target in targets:
+        flow_name, _, state_name = target.partition(".")
+        entries.setdefault(flow_name, set()).add(state_name)
+    return entries
+
+
+def _check_flow(flow: Flow, spec: DialogSpec, known: set[str], in_texts: set[str], entries: set[str]) -> Iterator[str]:
     if not _NAME.fullmatch(flow.name):
         yield f"{flow.where}: flow name '{flow.name}' must be a word (letters, digits, _)"
     if flow.start not in flow.states:
@@ -81,7 +99,7 @@ def _check_flow(flow: Flow, spec: DialogSpec, known: set[str], in_texts: set[str
         if not _NAME.fullmatch(state.name):
             yield f"{state.where}: state name '{state.name}' must be a word (letters, digits, _)"
         yield from _check_state(state, flow, spec, known, in_texts)
-    reachable = _reachable(flow)
+    reachable = _reachable(flow, entries)
     for state in flow.states.values():
         if state.name not in reachable:
             yield (
@@ -114,10 +132,16 @@ def _check_state(state: State, flow: Flow, spec: DialogSpec, known: set[str], in
             f"{state.branches[-1].where}: the last 'next' of state '{state.name}' has a condition; "
             "add a final {to: …} without 'when' so the conversation can always go on"
         )
+    slot_types = {name: slot.type for f in spec.flows.values() for name, slot in f.slots.items()}
+    yield from check_actions(state.actions, state.is_question, slot_types, f"state '{state.name}'")
     for branch in state.branches:
         if branch.target.startswith("@"):
-            if branch.target[1:] not in spec.flows:
-                yield f"{branch.where}: there is no flow '{branch.target[1:]}'"
+            # "@flow" is the flow's first state; "@flow.state" one of its states.
+            other, _, other_state = branch.target[1:].partition(".")
+            if other not in spec.flows:
+                yield f"{branch.where}: there is no flow '{other}'"
+            elif other_state and other_state not in spec.flows[other].states:
+                yield f"{branch.where}: flow '{other}' has no state '{other_state}'"
         elif branch.target not in flow.states:
             yield (
                 f"{branch.where}: state '{state.name}' goes to unknown state '{branch.target}'; "
@@ -150,9 +174,9 @@ def _check_placeholders(text: str, known: set[str], where: Where) -> Iterator[st
         yield f"{where}: the text {text[:40]!r}… uses unknown value '{{{name}}}'"
 
 
-def _reachable(flow: Flow) -> set[str]:
+def _reachable(flow: Flow, entries: set[str]) -> set[str]:
     seen: set[str] = set()
-    todo = [flow.start]
+    todo = [flow.start, *entries]
     while todo:
         name = todo.pop()
         if name in seen or name not in flow.states:

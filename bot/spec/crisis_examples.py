@@ -33,13 +33,13 @@ NOT_A_TEXT: Final = 'not a text; write it in quotes ("yes", "1500") or remove th
 def attach_crisis_examples(folder: Path, crisis: Crisis) -> tuple[Crisis, list[str]]:
     """`crisis` with the examples of `folder/crisis/examples.yaml`, and the problems found."""
     from bot.spec.examples import read_texts
-    from bot.spec.loader import MarkedList, MarkedMap, _display_name, read_yaml
+    from bot.spec.loader import MarkedList, MarkedMap, _display_name, read_yaml_file
 
     path = folder / CRISIS_EXAMPLES
     if not path.is_file():
         return crisis, []
     name = _display_name(path)
-    doc, problems = read_yaml(path.read_text(encoding="utf-8"), name)
+    doc, problems = read_yaml_file(path, name)
     if doc is None:
         return crisis, problems
     if not isinstance(doc, MarkedMap):

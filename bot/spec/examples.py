@@ -88,7 +88,7 @@ def attach_examples(folder: Path, causes: Sequence[Cause]) -> tuple[list[Cause],
     priors, answers and keywords only. With examples, every cause needs enough of them
     in every language any file uses.
     """
-    from bot.spec.loader import MarkedList, MarkedMap, _display_name, read_yaml
+    from bot.spec.loader import MarkedList, MarkedMap, _display_name, read_yaml_file
 
     files = sorted((folder / EXAMPLES_DIR).glob("*.yaml"))
     if not files:
@@ -100,7 +100,7 @@ def attach_examples(folder: Path, causes: Sequence[Cause]) -> tuple[list[Cause],
     seen: dict[str, Where] = {}  # every example, to report one written twice
     for path in files:
         name = _display_name(path)
-        doc, yaml_problems = read_yaml(path.read_text(encoding="utf-8"), name)
+        doc, yaml_problems = read_yaml_file(path, name)
         problems.extend(yaml_problems)
         if not isinstance(doc, MarkedMap) or not isinstance(doc.get("cause"), str):
             problems.append(f"{name}:1:1: an examples file starts with 'cause: <cause id>' and then 'examples:'")

@@ -3,6 +3,13 @@
 YAML is read with a SafeLoader subclass that only records where each key and value
 was written; nothing in a dialog file can construct Python objects. Problems are
 collected, not raised one by one, so an operator sees them all at once.
+
+This is the one reader of YAML in the bot (dialogs, examples, crisis examples,
+conversation tests), so its bounds hold everywhere: a file over `MAX_YAML_BYTES`,
+nesting deeper than `MAX_YAML_DEPTH`, and anchors or aliases are refused as located
+problems. An alias repeats a block without writing it again, so ten lines of aliases
+can stand for a billion list items (the "billion laughs"): operators do not need them,
+and refusing them at the first `&` or `*` costs nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from typing import IO, Any
 import yaml
 
 from bot.problems import ProblemsError
+from bot.spec.actions import read_actions, read_reminder_settings
 from bot.spec.conditions import Condition, ConditionError, parse_condition
 from bot.spec.crisis_examples import attach_crisis_examples
 from bot.spec.examples import attach_examples, classifier_evidence
@@ -30,6 +38,7 @@ from bot.spec.model import (
     Option,
     PhraseSpec,
     ProductCosts,
+    ReminderSettings,
     Slot,
     SlotType,
     State,
@@ -68,6 +77,26 @@ REQUIRED_MESSAGES = (
     "crisis",
     "finished",
     "unknown_command",
+    # reminders and check-ins (bot/reminders, the Telegram channel)
+    "invalid_day_of_month",
+    "reminder_first",
+    "checkin_first",
+    "reminder_before",
+    "reminder_before_amount",
+    "reminder_due",
+    "reminder_due_amount",
+    "reminder_paid_button",
+    "reminder_paid_done",
+    "reminder_paid_noted",
+    "reminders_title",
+    "reminders_none",
+    "reminders_monthly",
+    "reminders_monthly_due_day",
+    "reminders_on_the_day",
+    "reminders_checkin",
+    "reminders_cancel_button",
+    "reminders_cancelled",
+    "reminders_gone",
 )
 
 
@@ -91,8 +120,16 @@ class MarkedList(list[Any]):
     item_where: list[Where]
 
 
-class _Problems(Exception):
-    """Problems found while reading YAML (duplicate keys): reported, not crashing."""
+# The largest bundled file is under 50 kB; a megabyte is twenty times that, and stops a
+# pasted log or a generated monster before it is parsed.
+MAX_YAML_BYTES = 1024 * 1024
+# The dialogs nest 7 levels deep at most. PyYAML composes nodes recursively, so without
+# a bound 10,000 nested "[" end in a RecursionError instead of a problem.
+MAX_YAML_DEPTH = 64
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """Valid YAML that the dialogs do not accept (an anchor, an alias, deep nesting)."""
 
 
 def _where(file: str, mark: yaml.Mark) -> Where:
@@ -101,7 +138,30 @@ def _where(file: str, mark: yaml.Mark) -> Where:
 
 def _marked_loader(file: str, duplicates: list[str]) -> type[yaml.SafeLoader]:
     class Loader(yaml.SafeLoader):
-        pass
+        depth = 0
+
+        def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+            """Refuse anchors, aliases and deep nesting before anything is built."""
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            anchor = getattr(event, "anchor", None)
+            if isinstance(event, yaml.AliasEvent) or anchor is not None:
+                mark = "*" if isinstance(event, yaml.AliasEvent) else "&"
+                raise _Refused(
+                    problem=f"YAML anchors and aliases ('{mark}{anchor}') are not accepted in dialogs: "
+                    "write the list out in full",
+                    problem_mark=event.start_mark,
+                )
+            if self.depth >= MAX_YAML_DEPTH:
+                raise _Refused(
+                    problem=f"this is nested more than {MAX_YAML_DEPTH} levels deep (a dialog needs a handful): "
+                    "check the brackets and the indentation",
+                    problem_mark=event.start_mark,
+                )
+            self.depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
 
     def construct_map(loader: yaml.SafeLoader, node: yaml.MappingNode) -> MarkedMap:
         loader.flatten_mapping(node)
@@ -136,9 +196,17 @@ def _marked_loader(file: str, duplicates: list[str]) -> type[yaml.SafeLoader]:
 
 def read_yaml(stream: IO[str] | str, file: str) -> tuple[Any, list[str]]:
     """Parse one YAML document safely; returns (data, problems)."""
+    text = stream if isinstance(stream, str) else stream.read(MAX_YAML_BYTES + 1)
+    # Characters never outnumber UTF-8 bytes: only a text that might fit is encoded to count.
+    if len(text) > MAX_YAML_BYTES or len(text.encode("utf-8")) > MAX_YAML_BYTES:
+        return None, [_too_large(file)]
     problems: list[str] = []
     try:
-        data = yaml.load(stream, Loader=_marked_loader(file, problems))  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_marked_loader(file, problems))  # noqa: S506 - a SafeLoader subclass
+    except _Refused as err:
+        mark = err.problem_mark
+        where = _where(file, mark) if mark else Where(file, 1, 1)
+        return None, [f"{where}: {err.problem}"]
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = _where(file, mark) if mark else Where(file, 1, 1)
@@ -146,6 +214,27 @@ def read_yaml(stream: IO[str] | str, file: str) -> tuple[Any, list[str]]:
     except yaml.YAMLError as err:
         return None, [f"{file}:1:1: this is not valid YAML: {err}"]
     return data, problems
+
+
+def read_yaml_file(path: Path, file: str) -> tuple[Any, list[str]]:
+    """`read_yaml` of a file, whose size is checked before a byte of it is read; `file` is
+    the name problems give (as the operator would type it)."""
+    try:
+        if path.stat().st_size > MAX_YAML_BYTES:
+            return None, [_too_large(file)]
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        return None, [f"{file}:1:1: this is not UTF-8 text (byte {err.start}): save it as UTF-8"]
+    except OSError as err:
+        return None, [f"{file}:1:1: cannot read this file: {err.strerror}"]
+    return read_yaml(text, file)
+
+
+def _too_large(file: str) -> str:
+    return (
+        f"{file}:1:1: this file is over {MAX_YAML_BYTES // (1024 * 1024)} MB; a dialog file is a few "
+        "tens of kB: split it into several files"
+    )
 
 
 # ---------------------------------------------------------------- building
@@ -292,7 +381,7 @@ class _Reader:
         self.known_keys(
             block,
             {"say", "ask", "slot", "options", "skippable", "when", "show", "phrases", "next", "end", "repeat"}
-            | {"milestone"},
+            | {"milestone", "do"},
             what,
         )
         say = tuple(self.paragraphs(block.get("say"), block.value_where.get("say", where), what))
@@ -323,6 +412,7 @@ class _Reader:
             end=block.get("end") is True,
             repeat=block.get("repeat") is True,
             milestone=self.milestone(block, what),
+            actions=tuple(read_actions(self, block.get("do"), block.value_where.get("do", where), what)),
         )
 
     def milestone(self, block: MarkedMap, what: str) -> str | None:
@@ -491,7 +581,7 @@ class _Reader:
         block = self.map(doc.get("settings"), doc.value_where["settings"], "settings")
         if block is None:
             return None, None
-        self.known_keys(block, {"entry_flow", "crisis", "skip_words", "calculator_state"}, "settings")
+        self.known_keys(block, {"entry_flow", "crisis", "skip_words", "calculator_state", "reminders"}, "settings")
         entry = block.get("entry_flow")
         crisis_block = self.map(block.get("crisis"), block.value_where.get("crisis", block.where), "crisis")
         crisis = None
@@ -549,6 +639,7 @@ class _Parts:
     calculator: CalculatorRates = field(default_factory=CalculatorRates)
     skip_words: frozenset[str] = frozenset()
     calculator_state: tuple[str, Where] | None = None
+    reminders: ReminderSettings = field(default_factory=ReminderSettings)
 
 
 def _read_file(reader: _Reader, doc: Any, parts: _Parts) -> None:
@@ -596,6 +687,9 @@ def _add_settings(reader: _Reader, doc: MarkedMap, parts: _Parts) -> None:
     parts.entry_flow, parts.crisis = reader.settings(doc)
     parts.skip_words = reader.skip_words(doc)
     parts.calculator_state = reader.calculator_state(doc)
+    block = doc.get("settings")
+    if isinstance(block, MarkedMap) and "reminders" in block:
+        parts.reminders = read_reminder_settings(reader, block["reminders"], block.value_where["reminders"])
 
 
 def texts_in(stream: IO[str] | str, file: str) -> list[tuple[str, Where]]:
@@ -620,7 +714,7 @@ def load_dialogs(folder: Path) -> DialogSpec:
     for path in files:
         name = _display_name(path)
         reader = _Reader(name)
-        doc, yaml_problems = read_yaml(path.read_text(encoding="utf-8"), name)
+        doc, yaml_problems = read_yaml_file(path, name)
         reader.problems.extend(yaml_problems)
         unreadable = unreadable or doc is None
         if doc is not None:
@@ -644,6 +738,7 @@ def load_dialogs(folder: Path) -> DialogSpec:
         calculator=parts.calculator,
         skip_words=parts.skip_words,
         calculator_state=parts.calculator_state,
+        reminders=parts.reminders,
     )
     if not unreadable:  # a file that did not parse would only cause follow-on noise
         problems.extend(check_spec(spec, first_file))

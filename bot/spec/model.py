@@ -10,9 +10,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from bot.spec.conditions import Condition
 from bot.spec.rates import CalculatorRates
+
+if TYPE_CHECKING:
+    from bot.spec.actions import ActionSpec
 
 
 @lru_cache(maxsize=4096)
@@ -39,6 +43,8 @@ class SlotType(StrEnum):
     DAYS = "days"
     MONEY = "money"
     STORY = "story"
+    # A day of the month, 1–31 ("15", "15号", "十五号", "the 15th", "月底"): a repayment day.
+    DAY_OF_MONTH = "day_of_month"
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,8 @@ class State:
     phrases: tuple[PhraseSpec, ...] = ()
     branches: tuple[Branch, ...] = ()
     end: bool = False
+    # What the advisor does when the state is entered (`do:`; bot/spec/actions.py).
+    actions: tuple[ActionSpec, ...] = ()
 
     @property
     def is_question(self) -> bool:
@@ -180,6 +188,26 @@ class Crisis:
 
 
 @dataclass(frozen=True)
+class ReminderSettings:
+    """settings.yaml `reminders:`: where reminders and check-ins enter the dialogs, and the
+    defaults of what a person does not choose (bot/reminders carries them out)."""
+
+    # Where `/remind` leads, and where a check-in takes the conversation ("flow.state").
+    remind_state: tuple[str, Where] | None = None
+    checkin_state: tuple[str, Where] | None = None
+    # The slot holding the person's time zone (an IANA name), and the zone when it is unset.
+    zone_slot: str = "time_zone"
+    time_zone: str = "Asia/Shanghai"
+    days_before: int = 3
+    time: str = "09:00"
+    # "Shall I check in with you in N days?"
+    checkin_days: int = 3
+    # A check-in still unanswered after this many days counts as "no answer".
+    checkin_answer_days: int = 7
+    where: Where | None = None
+
+
+@dataclass(frozen=True)
 class DialogSpec:
     """Everything loaded from a dialogs folder."""
 
@@ -199,6 +227,8 @@ class DialogSpec:
     skip_words: frozenset[str] = frozenset()
     # Where `/calculator` enters ("flow.state", settings.yaml), and where that was written.
     calculator_state: tuple[str, Where] | None = None
+    # Reminders and check-ins (settings.yaml `reminders:`); defaults without it.
+    reminders: ReminderSettings = field(default_factory=ReminderSettings)
 
     def cause(self, cause_id: str) -> Cause:
         return next(cause for cause in self.causes if cause.id == cause_id)

@@ -32,6 +32,11 @@ PROCESSED_RETENTION = timedelta(days=7)
 #: How often (at most) a store deletes processed update ids older than the retention.
 PRUNE_INTERVAL = timedelta(hours=1)
 
+#: Seconds after its last `Store.beat` that a sender counts as dead, and its claims on
+#: outbox messages as free for another sender: three missed beats of a sender beating
+#: every 5 s, so a crashed process's chats move on within ~15 s, not at lease end.
+OWNER_TIMEOUT = 15.0
+
 Clock = Callable[[], datetime]
 
 

@@ -7,8 +7,15 @@ handles an update like this::
         if conv.duplicate:
             return                      # seen before: acknowledge, apply nothing
         turn = engine.handle(conv.session or engine.new_session(...), event)
-        await send(turn)                # inside: a crash before commit means re-delivery
-        conv.save(turn.session)         # committed, with the update id, on exit
+        conv.save(turn.session)         # committed, with the update id, on exit ...
+        for payload in render(turn):
+            conv.send(payload)          # ... with the replies, into the chat's outbox
+    delivery.wake(chat_key)             # sent after the commit, never inside the block
+
+A failed commit sends nothing (the update is delivered again). A sender (Telegram:
+`bot.channels.telegram.delivery`) claims the chat's outbox (`claim_outbox`), sends in
+order and removes each message once sent (`mark_sent`); nothing holds a connection or
+a transaction while it talks to Telegram.
 
 `conversation` serialises everything on one chat key, across tasks and across
 replicas (row lock or equivalent); different keys proceed in parallel.
@@ -17,6 +24,7 @@ replicas (row lock or equivalent); different keys proceed in parallel.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -55,6 +63,8 @@ class Conversation:
     # anonymous statistics events to count, both committed with the session.
     outbox: list[dict[str, Any]] = field(default_factory=list, init=False)
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list, init=False)
+    # Reminders and check-ins planned, answered or cancelled, in order, committed likewise.
+    reminders: list[ReminderChange] = field(default_factory=list, init=False)
 
     def save(self, session: Session) -> None:
         """Keep `session` when the block exits without an exception."""
@@ -73,6 +83,10 @@ class Conversation:
         """Count anonymous event `name` in the block's transaction (the chat only hashed)."""
         self.events.append((name, data))
 
+    def remind(self, change: ReminderChange) -> None:
+        """Change the chat's reminders in the block's transaction (`bot.reminders`)."""
+        self.reminders.append(change)
+
 
 @dataclass(frozen=True)
 class OutboxMessage:
@@ -86,13 +100,96 @@ class OutboxMessage:
 
 
 @dataclass(frozen=True)
+class EventRecord:
+    """One counted anonymous event, as `Store.events` returns it (for funnel statistics)."""
+
+    name: str
+    # HMAC-SHA256 of the chat key (see `bot.store`): events of one chat share it, and
+    # nothing maps it back to the chat without the hash key.
+    chat_hash: str
+    data: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class Reminder:
-    """A repayment reminder to send to `chat_key` at `due_at` (scheduled by a later issue)."""
+    """A reminder or check-in row, due at `due_at` (bot/reminders reads `kind` and
+    `payload`: the schedule the person chose and the occurrence that comes next)."""
 
     id: int
     chat_key: str
     due_at: datetime
     payload: dict[str, Any]
+    kind: str = "monthly"
+
+
+# What a conversation block changes in the chat's reminders, committed with the block.
+@dataclass(frozen=True)
+class PlanReminder:
+    """A new row; `replaces` first deletes the chat's rows of the same kind (one
+    pending check-in per chat)."""
+
+    kind: str
+    due_at: datetime
+    payload: dict[str, Any]
+    replaces: bool = False
+
+
+@dataclass(frozen=True)
+class CloseReminders:
+    """Delete the chat's rows of `kind`; when there was one, count anonymous `event`
+    (an answered check-in is counted once, however often the answer is given)."""
+
+    kind: str
+    event: str | None = None
+
+
+@dataclass(frozen=True)
+class DropReminder:
+    """Delete one of the chat's rows (cancelled from the list)."""
+
+    reminder_id: int
+
+
+@dataclass(frozen=True)
+class MoveReminder:
+    """Give one of the chat's rows a new occurrence, if it is still due at `was_due_at`;
+    otherwise the reminder loop changed it meanwhile and nothing is committed."""
+
+    reminder_id: int
+    was_due_at: datetime
+    due_at: datetime
+    payload: dict[str, Any]
+
+
+ReminderChange = PlanReminder | CloseReminders | DropReminder | MoveReminder
+
+
+@dataclass(frozen=True)
+class Firing:
+    """What one due row becomes, decided by `bot.reminders` inside the store's claim:
+    messages for the chat's outbox, the row's next state (`kind` None deletes it), the
+    conversation moved (a check-in asks its question) and anonymous events to count."""
+
+    outbox: tuple[dict[str, Any], ...] = ()
+    kind: str | None = None
+    due_at: datetime | None = None
+    payload: dict[str, Any] | None = None
+    session: Session | None = None
+    events: tuple[str, ...] = ()
+
+
+# Called for each claimed row with the chat's session (None: there is none); pure.
+Fire = Callable[[Reminder, Session | None], Firing]
+
+
+@dataclass(frozen=True)
+class Fired:
+    """What one claim did: how many rows it fired, and the chats whose outbox got
+    messages (in order, each once) for the sender to wake."""
+
+    claimed: int
+    chats: tuple[str, ...] = ()
 
 
 class Store(ABC):
@@ -123,10 +220,22 @@ class Store(ABC):
     # -- the outbox: committed in `conversation`, delivered by a sender -------------
 
     @abstractmethod
+    async def beat(self, owner: str) -> None:
+        """Record that sender `owner` is alive (every few seconds). Its claims stay
+        live only while it beats: once it has not for the store's ``owner_timeout``
+        (a crash), other senders may take its chats over before its leases end."""
+
+    @abstractmethod
     async def claim_outbox(self, chat_key: str, owner: str, lease: timedelta, limit: int = 50) -> list[OutboxMessage]:
         """Claim the chat's unsent messages, oldest first, for `owner` until `lease` from
-        now; [] while another owner holds a live lease on the chat or the chat is deferred
-        (so one chat is sent by one sender at a time, in order, across replicas)."""
+        now; [] while another owner holds a live claim on the chat (lease not ended and
+        the owner beating, see `beat`) or the chat is deferred (so one chat is sent by
+        one sender at a time, in order, across replicas)."""
+
+    @abstractmethod
+    async def release_outbox(self, owner: str) -> int:
+        """Give up all of `owner`'s claims (a sender stopping cleanly), no attempt
+        counted; returns how many messages were released."""
 
     @abstractmethod
     async def mark_sent(self, message_id: int) -> None:
@@ -140,7 +249,8 @@ class Store(ABC):
     @abstractmethod
     async def pending_chats(self, now: datetime, older_than: timedelta, limit: int = 100) -> list[str]:
         """Chats with unsent messages nobody may be sending: unclaimed for `older_than`
-        (a crash after commit), or whose lease or deferral has passed."""
+        (a crash after commit), whose lease or deferral has passed, or whose owner
+        stopped beating."""
 
     @abstractmethod
     async def load(self, chat_key: str) -> Session | None:
@@ -151,12 +261,30 @@ class Store(ABC):
         """Count an anonymous event; the chat is kept only as a keyed hash."""
 
     @abstractmethod
-    async def add_reminder(self, chat_key: str, due_at: datetime, payload: dict[str, Any]) -> int:
-        """Plan a reminder; returns its id."""
+    async def events(self, since: datetime | None = None) -> list[EventRecord]:
+        """Events recorded at `since` or later (all when None), oldest first."""
+
+    # -- reminders and check-ins: planned in `conversation`, fired by bot.reminders ---
 
     @abstractmethod
-    async def due_reminders(self, now: datetime, limit: int = 100) -> list[Reminder]:
-        """Reminders due at `now` or earlier, oldest first."""
+    async def add_reminder(
+        self, chat_key: str, due_at: datetime, payload: dict[str, Any], kind: str = "monthly"
+    ) -> int:
+        """Plan a reminder outside a conversation (tools, benchmarks); returns its id."""
+
+    @abstractmethod
+    async def fire_reminders(self, now: datetime, limit: int, fire: Fire) -> Fired:
+        """In one transaction: claim up to `limit` rows due at `now`, oldest first, and
+        apply `fire(row, session)` to each (outbox, row, session, events). Rows another
+        replica is claiming are left to it, so each is fired once."""
+
+    @abstractmethod
+    async def reminders(self, chat_key: str) -> list[Reminder]:
+        """The chat's reminders and check-ins, soonest first."""
+
+    @abstractmethod
+    async def drop_reminders(self, chat_key: str) -> int:
+        """Switch off all of the chat's reminders and check-ins (it blocked the bot); how many."""
 
     @abstractmethod
     async def purge_idle(self, idle_since: datetime) -> int:

@@ -5,7 +5,7 @@ What differs between them in the text is a `Dialect`: column types and the param
 placeholder. How a timestamp or a JSON document is passed, locking, transactions and connections differ
 too much to share and stay in `sqlite.py` and `postgres.py`.
 
-SQLite 3.35 or later is needed (``RETURNING``); upserts use ``ON CONFLICT``, which both
+SQLite 3.35 or later is needed (``RETURNING``, also in ``UPDATE``); upserts use ``ON CONFLICT``, which both
 understand alike.
 """
 
@@ -81,6 +81,43 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             value {bytes} NOT NULL
         )""",
     ),
+    (
+        # The transactional outbox: a turn's outgoing messages, committed with its
+        # session, deleted once sent. A row is fresh (owner and hold_until NULL),
+        # claimed (owner and hold_until: a sender's lease) or deferred (hold_until
+        # only: nobody sends before it).
+        """CREATE TABLE outbox (
+            id         {id},
+            chat_key   {text} NOT NULL,
+            payload    {json} NOT NULL,
+            created_at {time} NOT NULL,
+            owner      {text},
+            hold_until {time},
+            attempts   {int} NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX outbox_chat_key_idx ON outbox (chat_key, id)",
+        # pending_chats: fresh rows by age, held rows by when the hold ends.
+        "CREATE INDEX outbox_fresh_idx ON outbox (created_at) WHERE hold_until IS NULL",
+        "CREATE INDEX outbox_held_idx ON outbox (hold_until) WHERE hold_until IS NOT NULL",
+        # probe_write's row: a committed write proves the store can commit.
+        """CREATE TABLE heartbeat (
+            name {text} PRIMARY KEY,
+            at   {time} NOT NULL
+        )""",
+        # Store.events(since) for the funnel statistics.
+        "CREATE INDEX events_created_at_idx ON events (created_at)",
+    ),
+    (
+        # Reminders and check-ins (bot/reminders): `kind` is monthly, checkin (promised)
+        # or asked (sent, waiting for the answer); `due_at` is the next occurrence;
+        # `payload` the person's schedule and what that occurrence is. A row is
+        # advanced (or deleted) in the transaction that queues its message, so nothing
+        # marks it sent; the reminder loop claims rows by `due_at` alone.
+        "DROP INDEX reminders_due_idx",
+        "ALTER TABLE reminders DROP COLUMN sent_at",
+        "ALTER TABLE reminders ADD COLUMN kind {text} NOT NULL DEFAULT 'monthly'",
+        "CREATE INDEX reminders_due_at_idx ON reminders (due_at)",
+    ),
 )
 
 
@@ -95,6 +132,11 @@ def pending_migrations(done: set[int]) -> list[tuple[int, tuple[str, ...]]]:
 def schema_version(done: set[int]) -> int:
     """The schema version once the pending migrations are applied."""
     return max(done | {len(MIGRATIONS)})
+
+
+#: Heartbeat rows of senders (`Store.beat`) are named this plus the owner id (spelled
+#: out in the SQL of claim_outbox, pending_chats and prune_owner_beats).
+OWNER_BEAT_PREFIX = "owner:"
 
 
 @dataclass(frozen=True)
@@ -118,9 +160,30 @@ class Statements:
     purge_idle: str
     insert_event: str
     insert_reminder: str
+    # The reminder loop: due rows, oldest first (PostgreSQL adds FOR UPDATE SKIP LOCKED).
     due_reminders: str
+    chat_reminders: str
+    # A fired row, advanced or deleted only if it is still due when it was read.
+    advance_reminder: str
+    retire_reminder: str
+    # A conversation block's changes (`Conversation.remind`), on the block's chat only.
+    close_reminders: str
+    drop_reminder: str
+    move_reminder: str
     count_sessions: str
     count_events: str
+    all_events: str
+    events_since: str
+    insert_outbox: str
+    # Run alone under the chat's claim lock (SQLite's write lock, PostgreSQL's advisory
+    # lock): two claims never both see the chat free.
+    claim_outbox: str
+    release_outbox: str
+    delete_outbox: str
+    defer_outbox: str
+    pending_chats: str
+    beat: str
+    prune_owner_beats: str
 
     @classmethod
     def for_dialect(cls, dialect: Dialect) -> Statements:
@@ -154,20 +217,98 @@ class Statements:
                 r("DELETE FROM reminders WHERE chat_key = ?"),
                 r("DELETE FROM processed_updates WHERE chat_key = ?"),
                 r("DELETE FROM events WHERE chat_hash = ?"),
+                r("DELETE FROM outbox WHERE chat_key = ?"),
             ),
             prune_processed=r("DELETE FROM processed_updates WHERE processed_at < ?"),
             purge_idle=r("DELETE FROM sessions WHERE updated_at < ?"),
             insert_event=r("INSERT INTO events (name, chat_hash, data, created_at) VALUES (?, ?, ?, ?)"),
-            insert_reminder=r("INSERT INTO reminders (chat_key, due_at, payload) VALUES (?, ?, ?) RETURNING id"),
+            insert_reminder=r(
+                "INSERT INTO reminders (chat_key, kind, due_at, payload) VALUES (?, ?, ?, ?) RETURNING id"
+            ),
             due_reminders=r(
-                "SELECT id, chat_key, due_at, payload FROM reminders"
-                " WHERE sent_at IS NULL AND due_at <= ? ORDER BY due_at, id LIMIT ?"
+                "SELECT id, chat_key, kind, due_at, payload FROM reminders"
+                " WHERE due_at <= ? ORDER BY due_at, id LIMIT ?"
+            ),
+            chat_reminders=r(
+                "SELECT id, chat_key, kind, due_at, payload FROM reminders WHERE chat_key = ? ORDER BY due_at, id"
+            ),
+            advance_reminder=r("UPDATE reminders SET kind = ?, due_at = ?, payload = ? WHERE id = ? AND due_at = ?"),
+            retire_reminder=r("DELETE FROM reminders WHERE id = ? AND due_at = ?"),
+            close_reminders=r("DELETE FROM reminders WHERE chat_key = ? AND kind = ? RETURNING id"),
+            drop_reminder=r("DELETE FROM reminders WHERE id = ? AND chat_key = ?"),
+            move_reminder=r(
+                "UPDATE reminders SET due_at = ?, payload = ? WHERE id = ? AND chat_key = ? AND due_at = ? RETURNING id"
             ),
             count_sessions="SELECT count(*) FROM sessions",
             count_events="SELECT name, count(*) FROM events GROUP BY name ORDER BY name",
+            all_events="SELECT name, chat_hash, data, created_at FROM events ORDER BY created_at, id",
+            events_since=r(
+                "SELECT name, chat_hash, data, created_at FROM events WHERE created_at >= ? ORDER BY created_at, id"
+            ),
+            insert_outbox=r("INSERT INTO outbox (chat_key, payload, created_at) VALUES (?, ?, ?)"),
+            # The chat's oldest rows, unless a deferral or another owner's live claim
+            # (lease not ended, owner beating) holds any of its rows. RETURNING gives no
+            # order: the caller sorts.
+            claim_outbox=r(
+                """UPDATE outbox SET owner = ?, hold_until = ?
+                   WHERE id IN (SELECT id FROM outbox WHERE chat_key = ? ORDER BY id LIMIT ?)
+                     AND NOT EXISTS (SELECT 1 FROM outbox AS h WHERE h.chat_key = ? AND h.hold_until > ?
+                                     AND (h.owner IS NULL OR (h.owner <> ? AND EXISTS (
+                                         SELECT 1 FROM heartbeat AS b
+                                         WHERE b.name = 'owner:' || h.owner AND b.at >= ?))))
+                   RETURNING id, chat_key, payload, attempts"""
+            ),
+            release_outbox=r("UPDATE outbox SET owner = NULL, hold_until = NULL WHERE owner = ?"),
+            delete_outbox=r("DELETE FROM outbox WHERE id = ?"),
+            # SET expressions read the row as it was: only claimed rows count an attempt.
+            defer_outbox=r(
+                """UPDATE outbox SET owner = NULL, hold_until = ?,
+                       attempts = attempts + CASE WHEN owner IS NULL THEN 0 ELSE 1 END
+                   WHERE chat_key = ?"""
+            ),
+            # Claimable rows of chats nobody holds: fresh for `older_than` (read through
+            # outbox_fresh_idx), or held with the hold ended or the owner silent (through
+            # outbox_held_idx: only rows in flight, not the whole outbox). A chat's age
+            # is its oldest row's id.
+            pending_chats=r(
+                """SELECT c.chat_key FROM (
+                       SELECT chat_key, id FROM outbox
+                       WHERE hold_until IS NULL AND owner IS NULL AND created_at <= ?
+                       UNION ALL
+                       SELECT chat_key, id FROM outbox AS o
+                       WHERE hold_until IS NOT NULL AND (hold_until <= ? OR (owner IS NOT NULL AND NOT EXISTS (
+                           SELECT 1 FROM heartbeat AS b WHERE b.name = 'owner:' || o.owner AND b.at >= ?)))
+                   ) AS c
+                   WHERE NOT EXISTS (SELECT 1 FROM outbox AS h WHERE h.chat_key = c.chat_key AND h.hold_until > ?
+                                     AND (h.owner IS NULL OR EXISTS (
+                                         SELECT 1 FROM heartbeat AS b
+                                         WHERE b.name = 'owner:' || h.owner AND b.at >= ?)))
+                   GROUP BY c.chat_key ORDER BY min(c.id) LIMIT ?"""
+            ),
+            beat=r("INSERT INTO heartbeat (name, at) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET at = excluded.at"),
+            # Owners that stopped beating long ago (one row per process that ever sent).
+            prune_owner_beats=r("DELETE FROM heartbeat WHERE substr(name, 1, 6) = 'owner:' AND at < ?"),
         )
 
 
 def erase_parameters(chat_key: str, hashed: str) -> tuple[tuple[str], ...]:
     """The parameters of `Statements.erase_chat`, in order."""
-    return ((chat_key,), (chat_key,), (chat_key,), (hashed,))
+    return ((chat_key,), (chat_key,), (chat_key,), (hashed,), (chat_key,))
+
+
+def claim_parameters(
+    chat_key: str, owner: str, now: object, until: object, alive_since: object, limit: int
+) -> tuple[object, ...]:
+    """The parameters of `Statements.claim_outbox`, in order (times as the dialect
+    passes them; `alive_since`: owners that beat since then are alive)."""
+    return (owner, until, chat_key, limit, chat_key, now, owner, alive_since)
+
+
+def pending_parameters(fresh_before: object, now: object, alive_since: object, limit: int) -> tuple[object, ...]:
+    """The parameters of `Statements.pending_chats`, in order."""
+    return (fresh_before, now, alive_since, now, alive_since, limit)
+
+
+def owner_beat_name(owner: str) -> str:
+    """The heartbeat row of sender `owner` (`Store.beat`)."""
+    return OWNER_BEAT_PREFIX + owner

@@ -34,17 +34,19 @@ import secrets
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote
 
 from bot.engine.session import Session
 from bot.store._common import (
     HASH_KEY_SECRET_NAME,
+    OWNER_TIMEOUT,
     Clock,
     KeyedLocks,
     PruneSchedule,
@@ -56,8 +58,32 @@ from bot.store._common import (
     to_utc,
     utc_now,
 )
-from bot.store.base import Change, Conversation, Reminder, Store, StoreUnavailable
-from bot.store.sql import Dialect, Statements, erase_parameters, pending_migrations, schema_version
+from bot.store.base import (
+    Change,
+    CloseReminders,
+    Conversation,
+    DropReminder,
+    EventRecord,
+    Fire,
+    Fired,
+    Firing,
+    OutboxMessage,
+    PlanReminder,
+    Reminder,
+    ReminderChange,
+    Store,
+    StoreUnavailable,
+)
+from bot.store.sql import (
+    Dialect,
+    Statements,
+    claim_parameters,
+    erase_parameters,
+    owner_beat_name,
+    pending_migrations,
+    pending_parameters,
+    schema_version,
+)
 
 if sys.platform != "win32":
     import fcntl
@@ -83,6 +109,15 @@ SQLITE = Dialect(
 SQL = Statements.for_dialect(SQLITE)
 
 _SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
+
+#: Files the store creates (the database, its -wal, -shm and -chatlocks): owner only.
+#: SQLite gives -wal and -shm the database file's mode.
+FILE_MODE = 0o600
+
+#: After an erase, `PRAGMA wal_checkpoint(TRUNCATE)` waits this long for readers per
+#: try (not the full busy timeout: it holds this process's writers meanwhile).
+_CHECKPOINT_WAIT_MS = 100
+_CHECKPOINT_TRIES = 5
 
 
 def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
@@ -111,6 +146,72 @@ def _from_ts(text: str) -> datetime:
     return to_utc(datetime.fromisoformat(text))
 
 
+def _is_busy(exc: sqlite3.Error) -> bool:
+    """True for "database is locked" / "busy": another connection holds a lock."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _retry_busy(fn: Callable[[], T], timeout: float) -> T:
+    """`fn()`, tried again with backoff while SQLite says busy, for up to `timeout` s.
+
+    For opening only: when connections meet in a way SQLite takes for a deadlock (two
+    of them switching a new file to WAL at once), it returns SQLITE_BUSY at once
+    without calling the busy handler, so ``busy_timeout`` alone does not make
+    concurrent openers wait (measured: about 1 opener in 40 failed within 1 ms).
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def connect(path: str, *, busy_timeout: float, synchronous: str = "FULL") -> sqlite3.Connection:
+    """A connection to the database file at `path` as the store uses it: WAL mode,
+    `synchronous`, secure_delete, autocommit (every transaction an explicit BEGIN), and
+    `busy_timeout` seconds of waiting for other connections' locks, including while
+    setting up, so processes opening one file at the same time wait for each other."""
+    return _retry_busy(lambda: _try_connect(path, busy_timeout, synchronous), busy_timeout)
+
+
+def _try_connect(path: str, busy_timeout: float, synchronous: str) -> sqlite3.Connection:
+    # timeout= installs the busy handler as the connection opens, before any
+    # statement. isolation_level=None: no implicit transactions.
+    conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+    try:
+        # Two connections switching a new file to WAL at once deadlock, and one gets
+        # SQLITE_BUSY at once, without its busy handler: switch only a file that is
+        # not in WAL mode yet (the mode is persistent), and retry (see `connect`).
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if str(mode).lower() != "wal":
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreUnavailable(f"SQLite refused WAL mode (journal_mode={mode})")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        # /forget must not leave the erased rows' bytes in free pages of the file.
+        conn.execute("PRAGMA secure_delete = ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _create_private(path: str) -> None:
+    """Create the database file readable by its owner only, if it does not exist yet
+    (sqlite3 would create it 0644; an existing file keeps its mode)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    os.close(fd)
+
+
 def _lock_offset(chat_key: str) -> int:
     # 62 bits: fits in a signed 64-bit off_t with room to spare; two chats sharing a
     # byte is practically impossible.
@@ -130,7 +231,7 @@ class _ChatFileLocks:
     def __init__(self, path: str) -> None:
         self._fd: int | None = None
         if sys.platform != "win32":
-            self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
 
     @asynccontextmanager
     async def hold(self, chat_key: str) -> AsyncIterator[None]:
@@ -220,6 +321,24 @@ def _transaction(conn: sqlite3.Connection, *, immediate: bool) -> Iterator[None]
         raise
 
 
+@dataclass(frozen=True)
+class _Commit:
+    """What a conversation block writes when it ends, ready for the write transaction."""
+
+    chat_key: str
+    update_id: int | None
+    # The session's updated_at as the block read it (None: no row then).
+    seen_at: str | None
+    row: SessionRow | None
+    data: str | None  # row.data as JSON
+    # Set for an erase (the events' chat hash): then nothing else is written.
+    erase_hash: str | None
+    outbox: tuple[str, ...]  # payloads as JSON, in order
+    events: tuple[tuple[str, str, str], ...]  # (name, chat hash, data as JSON)
+    reminders: tuple[ReminderChange, ...] = ()
+    hashed: str = ""  # the chat's event hash, when a reminder change may count an event
+
+
 async def _wait_out(future: asyncio.Future[Any]) -> None:
     """Wait until `future` is done, even if cancelled meanwhile."""
     while not future.done():
@@ -247,6 +366,8 @@ class SqliteStore(Store):
     :param busy_timeout: seconds to wait for another process's write lock before
         giving up with `StoreUnavailable`.
     :param workers: threads (each with its own connection) running the blocking calls.
+    :param owner_timeout: seconds after its last `beat` that a sender's outbox claims
+        stop counting (see `Store.beat`).
     """
 
     def __init__(
@@ -257,6 +378,7 @@ class SqliteStore(Store):
         clock: Clock | None = None,
         busy_timeout: float = 5.0,
         workers: int = 4,
+        owner_timeout: float = OWNER_TIMEOUT,
     ) -> None:
         self.path, options = parse_sqlite_url(url)
         synchronous = options.get("synchronous", "full").upper()
@@ -266,6 +388,7 @@ class SqliteStore(Store):
         self._hash_key = hash_key
         self._clock = clock or utc_now
         self._busy_timeout = busy_timeout
+        self._owner_timeout = timedelta(seconds=owner_timeout)
         self._workers = workers
         self._executor: ThreadPoolExecutor | None = None
         self._shared_key = ""
@@ -278,21 +401,7 @@ class SqliteStore(Store):
     # -- threads and connections -------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        # isolation_level=None: no implicit transactions; every transaction is an
-        # explicit BEGIN, so what is atomic is visible in the code.
-        conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StoreUnavailable(f"SQLite refused WAL mode (journal_mode={mode})")
-            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-            # /forget must not leave the erased rows' bytes in free pages of the file.
-            conn.execute("PRAGMA secure_delete = ON")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        return connect(self.path, busy_timeout=self._busy_timeout, synchronous=self._synchronous)
 
     def _connection(self) -> sqlite3.Connection:
         """This worker thread's connection, opened on first use."""
@@ -335,12 +444,17 @@ class SqliteStore(Store):
         try:
             parent = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(parent, exist_ok=True)
+            _create_private(self.path)
             self._shared_key, self._shared = _acquire_shared(self.path)
         except OSError as exc:
-            raise StoreUnavailable(f"cannot create the SQLite file's folder: {exc}") from exc
+            raise StoreUnavailable(f"cannot create the SQLite file or its folder: {exc}") from exc
         self._executor = ThreadPoolExecutor(self._workers, thread_name_prefix="sqlite-store")
         try:
-            applied, version, hash_key = await self._run(self._migrate, self._hash_key)
+            # Retried like connecting: a BEGIN on a file another process is still
+            # setting up can be refused without waiting.
+            applied, version, hash_key = await self._run(
+                lambda conn: _retry_busy(lambda: self._migrate(conn, self._hash_key), self._busy_timeout)
+            )
             self._hash_key = hash_key
             log.info("SQLite store open, schema version %d (%d migration(s) applied)", version, applied)
             await self._maybe_prune()
@@ -412,13 +526,42 @@ class SqliteStore(Store):
             conv = Conversation(chat_key=chat_key, session=session, duplicate=duplicate, damaged=damaged)
             # An exception from the block propagates from here: nothing was written.
             yield conv
-            if duplicate or (conv.change is Change.NOTHING and update_id is None):
+            commit = self._commit_for(conv, update_id, seen_at)
+            if commit is None:
                 return  # nothing to write: do not queue for the write lock
-            row = session_row(conv.saved) if conv.saved is not None else None
-            data = dump_json(row.data) if row is not None else None
-            hashed = chat_hash(self._hash_key, chat_key) if conv.change is Change.ERASE else None
-            await self._run(self._finish, chat_key, update_id, seen_at, row, data, hashed)
+            await self._run(self._finish, commit)
             await self._maybe_prune()
+
+    def _commit_for(self, conv: Conversation, update_id: int | None, seen_at: str | None) -> _Commit | None:
+        """What the block's end writes, prepared outside the write lock; None for nothing."""
+        if conv.duplicate:
+            return None
+        key = conv.chat_key
+        if conv.change is Change.ERASE:
+            # Nothing queued in an erasing block is kept: each row would name the chat.
+            return _Commit(key, None, seen_at, None, None, chat_hash(self._hash_key, key), (), ())
+        if (
+            conv.change is Change.NOTHING
+            and update_id is None
+            and not conv.outbox
+            and not conv.events
+            and not conv.reminders
+        ):
+            return None
+        row = session_row(conv.saved) if conv.saved is not None else None
+        hashed = chat_hash(self._hash_key, key) if conv.events or conv.reminders else ""
+        return _Commit(
+            chat_key=key,
+            update_id=update_id,
+            seen_at=seen_at,
+            row=row,
+            data=dump_json(row.data) if row is not None else None,
+            erase_hash=None,
+            outbox=tuple(dump_json(payload) for payload in conv.outbox),
+            events=tuple((name, hashed, dump_json(data)) for name, data in conv.events),
+            reminders=tuple(conv.reminders),
+            hashed=hashed,
+        )
 
     def _begin(
         self, conn: sqlite3.Connection, chat_key: str, update_id: int | None
@@ -433,34 +576,61 @@ class SqliteStore(Store):
             return None, None, duplicate
         return found[0], found[1], duplicate
 
-    def _finish(
-        self,
-        conn: sqlite3.Connection,
-        chat_key: str,
-        update_id: int | None,
-        seen_at: str | None,
-        row: SessionRow | None,
-        data: str | None,
-        hashed: str | None,
-    ) -> None:
+    def _finish(self, conn: sqlite3.Connection, commit: _Commit) -> None:
         now = _ts(self._clock())
-        with self._write_lock(), _transaction(conn, immediate=True):
-            current = conn.execute("SELECT updated_at FROM sessions WHERE chat_key = ?", (chat_key,)).fetchone()
-            # Cannot happen while the byte-range locks work; if they do not (a network
-            # file system), refuse to overwrite a newer write made from the same old state.
-            # A row that vanished (purge_idle) is simply written again.
-            if current is not None and current[0] != seen_at:
-                raise StoreUnavailable("the chat was changed by another process during the block; nothing committed")
-            if hashed is not None:
-                for statement, parameters in zip(SQL.erase_chat, erase_parameters(chat_key, hashed), strict=True):
-                    conn.execute(statement, parameters)
-                return
-            if row is not None:
-                conn.execute(
-                    SQL.upsert_session, (chat_key, data, row.flow, row.state, row.locale, row.version, now, now)
-                )
-            if update_id is not None:
-                conn.execute(SQL.record_update, (chat_key, update_id, now))
+        key = commit.chat_key
+        with self._write_lock():
+            with _transaction(conn, immediate=True):
+                current = conn.execute("SELECT updated_at FROM sessions WHERE chat_key = ?", (key,)).fetchone()
+                # Cannot happen while the byte-range locks work; if they do not (a network
+                # file system), refuse to overwrite a newer write made from the same old state.
+                # A row that vanished (purge_idle) is simply written again.
+                if current is not None and current[0] != commit.seen_at:
+                    raise StoreUnavailable(
+                        "the chat was changed by another process during the block; nothing committed"
+                    )
+                if commit.erase_hash is not None:
+                    for statement, parameters in zip(
+                        SQL.erase_chat, erase_parameters(key, commit.erase_hash), strict=True
+                    ):
+                        conn.execute(statement, parameters)
+                else:
+                    row = commit.row
+                    if row is not None:
+                        conn.execute(
+                            SQL.upsert_session,
+                            (key, commit.data, row.flow, row.state, row.locale, row.version, now, now),
+                        )
+                    if commit.update_id is not None:
+                        conn.execute(SQL.record_update, (key, commit.update_id, now))
+                    # executemany runs them in order: ids ascend in the order queued.
+                    if commit.outbox:
+                        conn.executemany(SQL.insert_outbox, ((key, payload, now) for payload in commit.outbox))
+                    if commit.events:
+                        conn.executemany(SQL.insert_event, ((*event, now) for event in commit.events))
+                    for change in commit.reminders:
+                        _change_reminders(conn, key, change, commit.hashed, now)
+            if commit.erase_hash is not None:
+                self._truncate_wal(conn)
+
+    def _truncate_wal(self, conn: sqlite3.Connection) -> None:
+        """Copy the WAL into the file and cut it to zero bytes, so the erased rows'
+        old versions do not linger in it (secure_delete already zeroed them in the
+        pages). Best effort: the erase is committed whatever happens here; a later
+        write would reuse the WAL from its start but leave older frames behind it."""
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_WAIT_MS}")
+            try:
+                for attempt in range(_CHECKPOINT_TRIES):
+                    busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                    if not busy:
+                        return
+                    time.sleep(0.01 * 2**attempt)
+                log.warning("after an erase the WAL could not be truncated (readers kept it busy)")
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+        except sqlite3.Error as exc:
+            log.warning("after an erase the WAL could not be truncated: %s", type(exc).__name__)
 
     async def _maybe_prune(self) -> None:
         """Forget processed update ids older than the retention, at most once an interval."""
@@ -476,6 +646,7 @@ class SqliteStore(Store):
     def _prune(self, conn: sqlite3.Connection, cutoff: str) -> int:
         with self._write_lock(), _transaction(conn, immediate=True):
             deleted = conn.execute(SQL.prune_processed, (cutoff,)).rowcount
+            conn.execute(SQL.prune_owner_beats, (cutoff,))
         if deleted:
             log.info("forgot %d processed update id(s) older than the retention", deleted)
         return deleted
@@ -497,9 +668,11 @@ class SqliteStore(Store):
 
         await self._run(insert)
 
-    async def add_reminder(self, chat_key: str, due_at: datetime, payload: dict[str, Any]) -> int:
-        """Plan a reminder; returns its id."""
-        values = (chat_key, _ts(due_at), dump_json(payload))
+    async def add_reminder(
+        self, chat_key: str, due_at: datetime, payload: dict[str, Any], kind: str = "monthly"
+    ) -> int:
+        """Plan a reminder outside a conversation; returns its id."""
+        values = (chat_key, kind, _ts(due_at), dump_json(payload))
 
         def insert(conn: sqlite3.Connection) -> int:
             with self._write_lock(), _transaction(conn, immediate=True):
@@ -507,10 +680,82 @@ class SqliteStore(Store):
 
         return await self._run(insert)
 
-    async def due_reminders(self, now: datetime, limit: int = 100) -> list[Reminder]:
-        """Unsent reminders due at `now` or earlier, oldest first."""
-        rows = await self._run(lambda conn: conn.execute(SQL.due_reminders, (_ts(now), limit)).fetchall())
-        return [Reminder(id=r[0], chat_key=r[1], due_at=_from_ts(r[2]), payload=_json_object(r[3])) for r in rows]
+    async def fire_reminders(self, now: datetime, limit: int, fire: Fire) -> Fired:
+        """Fire up to `limit` due rows in one write transaction (see `Store.fire_reminders`).
+
+        SQLite has one writer, so there is nothing to skip: rows and sessions are read
+        first, `fire` runs on the event loop (never inside the write lock), and the write
+        transaction applies a row's firing only if the row is still due as read and a
+        moved conversation is unchanged since; otherwise another process fired it, or
+        the person answered meanwhile, and the row waits for the next round.
+        """
+        due = await self._run(self._due_reminders, _ts(now), limit)
+        planned = []
+        for row, (raw, seen_at) in due:
+            session = read_session(raw)[0] if raw is not None else None
+            planned.append((row, seen_at, fire(row, session)))
+        if not planned:
+            return Fired(0)
+        return await self._run(self._apply_firings, planned)
+
+    def _due_reminders(
+        self, conn: sqlite3.Connection, now: str, limit: int
+    ) -> list[tuple[Reminder, tuple[str | None, str | None]]]:
+        with _transaction(conn, immediate=False):  # one snapshot for rows and sessions
+            rows = [_reminder(r) for r in conn.execute(SQL.due_reminders, (now, limit)).fetchall()]
+            sessions = {}
+            for key in {row.chat_key for row in rows}:
+                found = conn.execute("SELECT data, updated_at FROM sessions WHERE chat_key = ?", (key,)).fetchone()
+                sessions[key] = (found[0], found[1]) if found is not None else (None, None)
+        return [(row, sessions[row.chat_key]) for row in rows]
+
+    def _apply_firings(self, conn: sqlite3.Connection, planned: list[tuple[Reminder, str | None, Firing]]) -> Fired:
+        now = _ts(self._clock())
+        woken: dict[str, None] = {}
+        fired = 0
+        with self._write_lock(), _transaction(conn, immediate=True):
+            for row, seen_at, firing in planned:
+                key = row.chat_key
+                if firing.session is not None:
+                    current = conn.execute("SELECT updated_at FROM sessions WHERE chat_key = ?", (key,)).fetchone()
+                    if current is None or current[0] != seen_at:
+                        continue  # the conversation moved on since it was read
+                if firing.kind is None:
+                    done = conn.execute(SQL.retire_reminder, (row.id, _ts(row.due_at))).rowcount
+                else:
+                    assert firing.due_at is not None
+                    values = (firing.kind, _ts(firing.due_at), dump_json(firing.payload or {}), row.id, _ts(row.due_at))
+                    done = conn.execute(SQL.advance_reminder, values).rowcount
+                if done != 1:
+                    continue  # fired by another process, or changed by its chat, since it was read
+                fired += 1
+                if firing.session is not None:
+                    saved = session_row(firing.session)
+                    conn.execute(
+                        SQL.upsert_session,
+                        (key, dump_json(saved.data), saved.flow, saved.state, saved.locale, saved.version, now, now),
+                    )
+                conn.executemany(SQL.insert_outbox, ((key, dump_json(payload), now) for payload in firing.outbox))
+                if firing.events:
+                    hashed = chat_hash(self._hash_key, key)
+                    conn.executemany(SQL.insert_event, ((name, hashed, "{}", now) for name in firing.events))
+                if firing.outbox:
+                    woken[key] = None
+        return Fired(fired, tuple(woken))
+
+    async def reminders(self, chat_key: str) -> list[Reminder]:
+        """The chat's reminders and check-ins, soonest first."""
+        rows = await self._run(lambda conn: conn.execute(SQL.chat_reminders, (chat_key,)).fetchall())
+        return [_reminder(r) for r in rows]
+
+    async def drop_reminders(self, chat_key: str) -> int:
+        """Delete all of the chat's reminders and check-ins; how many there were."""
+
+        def drop(conn: sqlite3.Connection) -> int:
+            with self._write_lock(), _transaction(conn, immediate=True):
+                return conn.execute(SQL.erase_chat[1], (chat_key,)).rowcount
+
+        return await self._run(drop)
 
     async def purge_idle(self, idle_since: datetime) -> int:
         """Delete sessions last written before `idle_since`; returns how many."""
@@ -537,6 +782,109 @@ class SqliteStore(Store):
             return result
 
         return await self._run(query)
+
+    async def events(self, since: datetime | None = None) -> list[EventRecord]:
+        """Events recorded at `since` or later (all when None), oldest first."""
+        if since is None:
+            rows = await self._run(lambda conn: conn.execute(SQL.all_events).fetchall())
+        else:
+            cutoff = _ts(since)
+            rows = await self._run(lambda conn: conn.execute(SQL.events_since, (cutoff,)).fetchall())
+        return [
+            EventRecord(name=r[0], chat_hash=r[1], data=_json_object(r[2]), created_at=_from_ts(r[3])) for r in rows
+        ]
+
+    async def probe_write(self) -> None:
+        """Commit a write to the ``heartbeat`` table; `StoreUnavailable` when it fails
+        (disk full, read-only file, write lock held past the busy timeout)."""
+        values = ("probe", _ts(self._clock()))
+
+        def beat(conn: sqlite3.Connection) -> None:
+            with self._write_lock(), _transaction(conn, immediate=True):
+                conn.execute(SQL.beat, values)
+
+        await self._run(beat)
+
+    # -- the outbox ----------------------------------------------------------------
+
+    async def beat(self, owner: str) -> None:
+        """Record that sender `owner` is alive now."""
+        await self._write(SQL.beat, (owner_beat_name(owner), _ts(self._clock())))
+
+    async def claim_outbox(self, chat_key: str, owner: str, lease: timedelta, limit: int = 50) -> list[OutboxMessage]:
+        """Claim the chat's oldest unsent messages for `owner` (see `Store.claim_outbox`)."""
+        now = self._clock()
+        alive_since = now - self._owner_timeout
+        parameters = claim_parameters(chat_key, owner, _ts(now), _ts(now + lease), _ts(alive_since), limit)
+
+        def claim(conn: sqlite3.Connection) -> list[Any]:
+            # The write lock makes the check and the claim one step across processes.
+            with self._write_lock(), _transaction(conn, immediate=True):
+                return conn.execute(SQL.claim_outbox, parameters).fetchall()
+
+        rows = await self._run(claim)
+        return sorted(
+            (OutboxMessage(id=r[0], chat_key=r[1], payload=_json_object(r[2]), attempts=r[3]) for r in rows),
+            key=lambda message: message.id,
+        )
+
+    async def mark_sent(self, message_id: int) -> None:
+        """Delete the message from the outbox."""
+        await self._write(SQL.delete_outbox, (message_id,))
+
+    async def defer_outbox(self, chat_key: str, until: datetime) -> None:
+        """Release the chat's messages, nobody to claim them before `until`."""
+        await self._write(SQL.defer_outbox, (_ts(until), chat_key))
+
+    async def release_outbox(self, owner: str) -> int:
+        """Give up `owner`'s claims; how many messages were released."""
+
+        def release(conn: sqlite3.Connection) -> int:
+            with self._write_lock(), _transaction(conn, immediate=True):
+                return conn.execute(SQL.release_outbox, (owner,)).rowcount
+
+        return await self._run(release)
+
+    async def pending_chats(self, now: datetime, older_than: timedelta, limit: int = 100) -> list[str]:
+        """Chats whose unsent messages nobody holds: unclaimed since `now - older_than`,
+        whose lease or deferral ended by `now`, or whose owner stopped beating; oldest first."""
+        parameters = pending_parameters(_ts(now - older_than), _ts(now), _ts(now - self._owner_timeout), limit)
+        rows = await self._run(lambda conn: conn.execute(SQL.pending_chats, parameters).fetchall())
+        return [r[0] for r in rows]
+
+    async def _write(self, statement: str, parameters: tuple[Any, ...]) -> None:
+        """One statement in its own write transaction."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            with self._write_lock(), _transaction(conn, immediate=True):
+                conn.execute(statement, parameters)
+
+        await self._run(write)
+
+
+def _reminder(row: Any) -> Reminder:
+    """A `reminders` row (id, chat_key, kind, due_at, payload) as the interface's type."""
+    return Reminder(id=row[0], chat_key=row[1], kind=row[2], due_at=_from_ts(row[3]), payload=_json_object(row[4]))
+
+
+def _change_reminders(conn: sqlite3.Connection, key: str, change: ReminderChange, hashed: str, now: str) -> None:
+    """Apply one of a conversation block's reminder changes, inside its transaction."""
+    if isinstance(change, PlanReminder):
+        if change.replaces:
+            conn.execute(SQL.close_reminders, (key, change.kind)).fetchall()
+        conn.execute(SQL.insert_reminder, (key, change.kind, _ts(change.due_at), dump_json(change.payload))).fetchall()
+    elif isinstance(change, CloseReminders):
+        closed = conn.execute(SQL.close_reminders, (key, change.kind)).fetchall()
+        if closed and change.event is not None:
+            conn.execute(SQL.insert_event, (change.event, hashed, "{}", now))
+    elif isinstance(change, DropReminder):
+        conn.execute(SQL.drop_reminder, (change.reminder_id, key))
+    else:
+        values = (_ts(change.due_at), dump_json(change.payload), change.reminder_id, key, _ts(change.was_due_at))
+        if not conn.execute(SQL.move_reminder, values).fetchall():
+            # The reminder loop fired it meanwhile: commit nothing, so the update is
+            # applied again (Telegram delivers it again) to the row as it is now.
+            raise StoreUnavailable("the reminder changed during the block; nothing committed")
 
 
 def _json_object(text: str) -> dict[str, Any]:

@@ -1,8 +1,11 @@
 """A webhook process killed with SIGKILL loses nothing: neither the answers already
 given, nor the update it was in the middle of handling (Telegram delivers it again,
-and it is applied once)."""
+and it is applied once). A kill after the commit, with the reply in the outbox, is
+tests/faults/test_crash_window.py."""
 
 from __future__ import annotations
+
+import time
 
 from bot.engine.engine import Engine
 from bot.i18n.catalog import Localizer
@@ -29,25 +32,28 @@ def test_sigkill_mid_conversation_loses_nothing(
     assert at_story.slots == {"role": "cardholder", "product": "credit_card", "days_overdue": 45, "amount": 15000}
     assert story_version == version + 1
 
-    # 2. Killed in the middle of an update: its reply is on the way to Telegram, inside
-    # the conversation block, not yet committed.
-    gate = standin.hold_next_send(user.chat_id)
+    # 2. Killed in the middle of an update, while committing it (another client holds
+    # the lock the commit waits for): nothing of it is committed, nothing is sent (the
+    # reply waits in the same transaction), and Telegram never got its 200.
     update = message_update(user.chat_id, "skip")
     seen = len(user.messages())
-    posted = post_in_background(second, update)
-    gate.wait_entered()
-    third = bots.restart(second)
-    gate.release(refuse=True)  # the dead process's reply never reaches the user
+    with database.hold_writes():
+        posted = post_in_background(second, update)
+        time.sleep(1.0)  # the update is applied and its commit waits for the lock
+        bots.kill(second)
+    third = bots.start()
     posted.join()
     assert posted.response is None, "a killed process cannot have acknowledged the update"
     assert posted.error is not None
     assert database.session(key) == (at_story, story_version), "nothing of the update was committed"
     assert update["update_id"] not in database.processed(key)
+    assert database.count("outbox") == 0, "its reply was not committed either"
     assert len(user.messages()) == seen
 
     # Telegram delivers it again, with the same update id, to the new process.
     user.hook = third
     assert third.post(update).status_code == 200
+    third.wait_delivered(user.chat_id)
     assert [m.text for m in user.messages()[seen:]] == [texts.ask("cardholder", "income")]
     stored = database.session(key)
     assert stored is not None
@@ -59,6 +65,7 @@ def test_sigkill_mid_conversation_loses_nothing(
 
     # And once more (say the acknowledgement was lost): acknowledged, not applied again.
     assert third.post(update).status_code == 200
+    third.wait_delivered(user.chat_id)
     assert len(user.messages()) == seen + 1
     assert database.session(key) == (at_income, income_version)
 

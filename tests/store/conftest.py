@@ -23,7 +23,7 @@ from bot.store.base import Store
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 PG_SKIP_REASON = "TEST_DATABASE_URL not set: PostgreSQL tests skipped"
 HASH_KEY = b"contract-test-hash-key"
-TABLES = ("sessions", "processed_updates", "reminders", "events")
+TABLES = ("sessions", "processed_updates", "reminders", "events", "outbox")
 
 
 class FakeClock:
@@ -82,7 +82,7 @@ class Harness(ABC):
         """Per table, how many rows name the chat (events: by hash)."""
         counts = {
             table: await self.count(table, "chat_key = ?", chat_key)
-            for table in ("sessions", "processed_updates", "reminders")
+            for table in ("sessions", "processed_updates", "reminders", "outbox")
         }
         counts["events"] = await self.count("events", "chat_hash = ?", chat_hash)
         return counts

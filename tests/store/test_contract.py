@@ -18,7 +18,7 @@ import pytest
 
 from bot.config import Settings
 from bot.engine.session import Session, Snapshot
-from bot.store.base import Store
+from bot.store.base import Store, StoreUnavailable
 
 from .conftest import HASH_KEY, TABLES, Harness
 
@@ -145,6 +145,7 @@ async def test_erase_removes_every_row_about_the_chat(store: Store, harness: Har
             conv.save(rich_session())
         async with store.conversation(chat, 2) as conv:
             conv.save(rich_session().evolve())
+            conv.send({"text": "unsent reply"})
         await store.record_event("diagnosed", chat, {"cause": "unstable_income"})
         await store.record_event("started", chat, {})
         await store.add_reminder(chat, harness.clock() + timedelta(days=1), {"text": "还款"})
@@ -153,11 +154,15 @@ async def test_erase_removes_every_row_about_the_chat(store: Store, harness: Har
 
     async with store.conversation("forget-me", 3) as conv:
         conv.erase()
+        # Queued in the erasing block: kept, each would name the chat again.
+        conv.send({"text": "your data is gone"})
+        conv.count("forgot", {})
 
     assert await harness.rows_mentioning("forget-me", hashed("forget-me")) == dict.fromkeys(TABLES, 0)
     assert await store.load("forget-me") is None
+    assert await store.claim_outbox("forget-me", "sender", timedelta(seconds=30)) == []
     kept = await harness.rows_mentioning("keep-me", hashed("keep-me"))
-    assert kept == {"sessions": 1, "processed_updates": 2, "reminders": 1, "events": 2}
+    assert kept == {"sessions": 1, "processed_updates": 2, "reminders": 1, "events": 2, "outbox": 1}
     assert (await store.stats())["active_conversations"] == 1
 
 
@@ -196,6 +201,16 @@ async def test_old_processed_update_ids_are_pruned(store: Store, harness: Harnes
         conv.save(new_session())
     await store.purge_idle(harness.clock() - timedelta(days=365))  # also prunes
     assert await harness.query("SELECT update_id FROM processed_updates") == [(2,)]
+
+
+async def test_old_sender_beats_are_pruned(store: Store, harness: Harness) -> None:
+    """Each process that ever sent leaves a heartbeat row; old ones go."""
+    await store.beat("crashed-long-ago")
+    await store.probe_write()
+    harness.clock.advance(days=8)
+    await store.beat("running")
+    await store.purge_idle(harness.clock() - timedelta(days=365))  # also prunes
+    assert sorted(await harness.query("SELECT name FROM heartbeat")) == [("owner:running",), ("probe",)]
 
 
 async def test_damaged_session_is_reported_and_can_be_replaced(store: Store, harness: Harness) -> None:
@@ -311,20 +326,245 @@ async def test_hash_key_from_the_settings(harness: Harness) -> None:
     assert await harness.count("events", "chat_hash = ?", hashed("chat-9")) == 1
 
 
-async def test_due_reminders_oldest_first(store: Store, harness: Harness) -> None:
+async def test_reminders_soonest_first(store: Store, harness: Harness) -> None:
+    # Firing them, and changing them in a conversation: tests/reminders/test_store.py.
     now = harness.clock()
     later = await store.add_reminder("chat-1", now + timedelta(hours=1), {"n": 3})
-    second = await store.add_reminder("chat-2", now - timedelta(minutes=5), {"n": 2})
-    first = await store.add_reminder("chat-1", now - timedelta(days=1), {"text": "还款日"})
-    due = await store.due_reminders(now)
-    assert [r.id for r in due] == [first, second]
-    assert due[0].chat_key == "chat-1" and due[0].payload == {"text": "还款日"}
-    assert due[0].due_at == now - timedelta(days=1) and due[0].due_at.utcoffset() == timedelta(0)
-    assert [r.id for r in await store.due_reminders(now, limit=1)] == [first]
-    assert {r.id for r in await store.due_reminders(now + timedelta(hours=2))} == {first, second, later}
+    await store.add_reminder("chat-2", now - timedelta(minutes=5), {"n": 2})
+    first = await store.add_reminder("chat-1", now - timedelta(days=1), {"text": "还款日"}, kind="checkin")
+    rows = await store.reminders("chat-1")
+    assert [r.id for r in rows] == [first, later]
+    assert (rows[0].kind, rows[0].payload, rows[1].kind) == ("checkin", {"text": "还款日"}, "monthly")
+    assert rows[0].due_at == now - timedelta(days=1) and rows[0].due_at.utcoffset() == timedelta(0)
 
 
 async def test_ping(store: Store, harness: Harness) -> None:
     assert await store.ping()
     await store.close()
     assert not await store.ping()
+
+
+# -- the outbox: committed with the turn, then claimed, sent, deferred ------------
+
+LEASE = timedelta(seconds=30)
+
+KEYBOARD_REPLY = {
+    "text": "第一步：了解你的数字 <b>23,000.50</b>",
+    "reply_markup": {"inline_keyboard": [[{"text": "是", "callback_data": "a:3:0"}]]},
+}
+
+
+async def test_outbox_is_committed_with_the_session_in_order(store: Store, harness: Harness) -> None:
+    async with store.conversation("chat-1", 1) as conv:
+        conv.save(new_session(n=1))
+        conv.send(KEYBOARD_REPLY)
+        conv.send({"text": "two"})
+        conv.send({"photo": "chart", "caption": "three"})
+        conv.count("started", {"flow": "cardholder"})
+        # Not visible to a sender before the block commits.
+        assert await store.claim_outbox("chat-1", "sender", LEASE) == []
+        assert await store.pending_chats(harness.clock(), timedelta(0)) == []
+    claimed = await store.claim_outbox("chat-1", "sender", LEASE)
+    assert [m.payload for m in claimed] == [KEYBOARD_REPLY, {"text": "two"}, {"photo": "chart", "caption": "three"}]
+    assert [m.chat_key for m in claimed] == ["chat-1"] * 3 and [m.attempts for m in claimed] == [0, 0, 0]
+    assert [m.id for m in claimed] == sorted(m.id for m in claimed)
+    assert await store.load("chat-1") == new_session(n=1)
+    (event,) = await store.events()
+    assert (event.name, event.chat_hash, event.data, event.created_at) == (
+        "started",
+        hashed("chat-1"),
+        {"flow": "cardholder"},
+        harness.clock(),
+    )
+    # The next turn's messages queue behind the unsent ones.
+    async with store.conversation("chat-1", 2) as conv:
+        conv.send({"text": "four"})
+    again = await store.claim_outbox("chat-1", "sender", LEASE)
+    assert [m.payload["text"] for m in again if "text" in m.payload] == [KEYBOARD_REPLY["text"], "two", "four"]
+
+
+async def test_a_failed_block_queues_nothing(store: Store, harness: Harness) -> None:
+    with pytest.raises(RuntimeError):
+        async with store.conversation("chat-1", 1) as conv:
+            conv.save(new_session(n=1))
+            conv.send({"text": "reply"})
+            conv.count("started", {})
+            raise RuntimeError("the engine failed")
+    assert await harness.count("outbox") == 0 and await store.events() == []
+    # Telegram's re-delivery is applied, and queues the reply once.
+    async with store.conversation("chat-1", 1) as conv:
+        assert not conv.duplicate
+        conv.send({"text": "reply"})
+    assert [m.payload for m in await store.claim_outbox("chat-1", "sender", LEASE)] == [{"text": "reply"}]
+
+
+async def test_a_duplicate_queues_nothing(store: Store, harness: Harness) -> None:
+    async with store.conversation("chat-1", 1) as conv:
+        conv.save(new_session(n=1))
+        conv.send({"text": "reply"})
+        conv.count("started", {})
+    async with store.conversation("chat-1", 1) as conv:
+        assert conv.duplicate
+        conv.send({"text": "reply"})
+        conv.count("started", {})
+    assert await harness.count("outbox") == 1 and len(await store.events()) == 1
+
+
+async def test_replies_without_a_new_session_are_committed_with_the_update_id(store: Store, harness: Harness) -> None:
+    async with store.conversation("chat-1", 5) as conv:
+        conv.send({"text": "please use the buttons"})
+        conv.count("ignored", {})
+    async with store.conversation("chat-1", 5) as conv:
+        assert conv.duplicate, "the update id was committed with the reply"
+    async with store.conversation("chat-1") as conv:  # no update (a reminder, say)
+        conv.send({"text": "reminder"})
+    assert await store.load("chat-1") is None
+    claimed = await store.claim_outbox("chat-1", "sender", LEASE)
+    assert [m.payload["text"] for m in claimed] == ["please use the buttons", "reminder"]
+    assert [e.name for e in await store.events()] == ["ignored"]
+
+
+async def test_one_chat_is_claimed_by_one_replica_at_a_time(store: Store, harness: Harness) -> None:
+    other = await harness.open_new()  # a second replica on the same database
+    await store.beat("replica-a")
+    await other.beat("replica-b")
+    for update_id in (1, 2, 3):
+        async with store.conversation("chat-1", update_id) as conv:
+            conv.send({"n": update_id})
+    async with store.conversation("chat-2", 1) as conv:
+        conv.send({"n": 1})
+
+    first = await store.claim_outbox("chat-1", "replica-a", LEASE, limit=2)
+    assert [m.payload["n"] for m in first] == [1, 2]
+    assert await other.claim_outbox("chat-1", "replica-b", LEASE) == [], "a live claim belongs to replica-a"
+    assert [m.payload for m in await other.claim_outbox("chat-2", "replica-b", LEASE)] == [{"n": 1}]
+    # The owner's own claim again: the same rows, and the rest up to the limit.
+    assert [m.payload["n"] for m in await store.claim_outbox("chat-1", "replica-a", LEASE)] == [1, 2, 3]
+
+    await store.mark_sent(first[0].id)
+    # A 429 for the chat: nobody sends it before the deferral ends, not even its owner.
+    harness.clock.advance(seconds=1)
+    await store.defer_outbox("chat-1", harness.clock() + timedelta(seconds=20))
+    assert await store.claim_outbox("chat-1", "replica-a", LEASE) == []
+    assert await other.claim_outbox("chat-1", "replica-b", LEASE) == []
+    harness.clock.advance(seconds=20)
+    await store.beat("replica-a")
+    await other.beat("replica-b")
+    resumed = await other.claim_outbox("chat-1", "replica-b", LEASE)
+    assert [(m.payload["n"], m.attempts) for m in resumed] == [(2, 1), (3, 1)]
+    assert await store.claim_outbox("chat-1", "replica-a", LEASE) == []
+
+    # replica-b crashes mid-send: it stops beating, and once it has been silent for
+    # the owner timeout (15 s) replica-a takes the chat over, long before the lease ends.
+    harness.clock.advance(seconds=10)
+    await store.beat("replica-a")
+    assert await store.claim_outbox("chat-1", "replica-a", LEASE) == [], "replica-b beat 10 s ago"
+    harness.clock.advance(seconds=6)
+    await store.beat("replica-a")
+    taken = await store.claim_outbox("chat-1", "replica-a", LEASE)
+    assert [(m.payload["n"], m.attempts) for m in taken] == [(2, 1), (3, 1)]
+
+    # A beating owner whose lease ended (a send hung past it) loses the chat too.
+    await other.beat("replica-b")
+    assert await other.claim_outbox("chat-1", "replica-b", LEASE) == []
+    harness.clock.advance(seconds=31)
+    await store.beat("replica-a")
+    await other.beat("replica-b")
+    assert len(await other.claim_outbox("chat-1", "replica-b", LEASE)) == 2
+    # A sender stopping cleanly hands its chats on at once, no attempt counted
+    # (chat-1's two messages and the one of chat-2 it claimed at the start).
+    assert await other.release_outbox("replica-b") == 3
+    released = await store.claim_outbox("chat-1", "replica-a", LEASE)
+    assert [(m.payload["n"], m.attempts) for m in released] == [(2, 1), (3, 1)]
+    for message in released:
+        await store.mark_sent(message.id)
+    assert await harness.count("outbox", "chat_key = ?", "chat-1") == 0
+
+
+async def test_concurrent_claims_give_a_chat_to_one_owner(store: Store, harness: Harness) -> None:
+    replicas = [store, await harness.open_new()]
+    for i in range(10):
+        await replicas[i % 2].beat(f"owner-{i}")
+    async with store.conversation("chat-1", 1) as conv:
+        for n in range(5):
+            conv.send({"n": n})
+    results = await asyncio.gather(*(replicas[i % 2].claim_outbox("chat-1", f"owner-{i}", LEASE) for i in range(10)))
+    winners = [i for i, claimed in enumerate(results) if claimed]
+    assert len(winners) == 1, winners
+    assert [m.payload["n"] for m in results[winners[0]]] == [0, 1, 2, 3, 4]
+
+
+async def test_pending_chats_finds_what_a_crash_left_unsent(store: Store, harness: Harness) -> None:
+    grace = timedelta(seconds=10)
+    for chat in ("first", "second", "third", "fourth"):
+        async with store.conversation(chat, 1) as conv:
+            conv.send({"text": chat})
+        harness.clock.advance(seconds=1)
+    # "first": committed, then the process died before its sender claimed it.
+    # "second": claimed by a sender that died; "third": deferred; "fourth": being sent.
+    await store.beat("dead")
+    await store.claim_outbox("second", "dead", LEASE)
+    await store.defer_outbox("third", harness.clock() + timedelta(minutes=5))
+    harness.clock.advance(seconds=10)
+    await store.beat("alive")
+    await store.claim_outbox("fourth", "alive", LEASE)
+    assert await store.pending_chats(harness.clock(), grace) == ["first"]
+
+    harness.clock.advance(seconds=10)  # "dead" silent for 20 s, its lease not ended
+    await store.beat("alive")
+    assert await store.pending_chats(harness.clock(), grace) == ["first", "second"]
+    harness.clock.advance(minutes=5)  # the deferral ends, and the live sender's lease
+    await store.beat("alive")
+    assert await store.pending_chats(harness.clock(), grace) == ["first", "second", "third", "fourth"]
+    assert await store.pending_chats(harness.clock(), grace, limit=2) == ["first", "second"]
+    # Just committed: its own sender is about to claim it.
+    async with store.conversation("fifth", 1) as conv:
+        conv.send({"text": "fifth"})
+    assert "fifth" not in await store.pending_chats(harness.clock(), grace)
+    for chat in ("first", "second"):
+        for message in await store.claim_outbox(chat, "alive", LEASE):
+            await store.mark_sent(message.id)
+    assert await store.pending_chats(harness.clock(), grace) == ["third", "fourth"]
+
+
+async def test_probe_write_commits(store: Store, harness: Harness) -> None:
+    await store.probe_write()
+    harness.clock.advance(seconds=5)
+    await store.probe_write()
+    other = await harness.open_new()
+    await other.probe_write()
+    rows = await harness.query("SELECT name, at FROM heartbeat")
+    assert len(rows) == 1 and rows[0][0] == "probe"
+    assert str(harness.clock().year) in str(rows[0][1])
+    await store.close()
+    with pytest.raises((StoreUnavailable, RuntimeError)):
+        await store.probe_write()
+
+
+async def test_events_since(store: Store, harness: Harness) -> None:
+    await store.record_event("started", "chat-1", {"flow": "cardholder"})
+    harness.clock.advance(hours=1)
+    since = harness.clock()
+    async with store.conversation("chat-2", 1) as conv:
+        conv.count("started", {"flow": "huabei"})
+        conv.count("diagnosed", {"cause": "missed_reminder"})
+    harness.clock.advance(hours=1)
+    await store.record_event("diagnosed", "chat-1", {"cause": "other_debts"})
+
+    everything = await store.events()
+    assert [(e.name, e.chat_hash) for e in everything] == [
+        ("started", hashed("chat-1")),
+        ("started", hashed("chat-2")),
+        ("diagnosed", hashed("chat-2")),
+        ("diagnosed", hashed("chat-1")),
+    ]
+    recent = await store.events(since)
+    assert [(e.name, e.data, e.created_at) for e in recent] == [
+        ("started", {"flow": "huabei"}, since),
+        ("diagnosed", {"cause": "missed_reminder"}, since),
+        ("diagnosed", {"cause": "other_debts"}, since + timedelta(hours=1)),
+    ]
+    assert all(e.created_at.utcoffset() == timedelta(0) for e in recent)
+    assert await store.events(harness.clock() + timedelta(seconds=1)) == []
+    # stats() counts the same events.
+    assert (await store.stats())["event:diagnosed"] == 2

@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +36,6 @@ from bot.engine.commands import parse_command
 from bot.engine.engine import Engine
 from bot.engine.events import Event, Said
 from bot.engine.session import Session
-from bot.engine.turn import Turn
 from bot.i18n.catalog import Localizer
 from bot.store._common import chat_hash
 from bot.store.sqlite import SqliteStore
@@ -184,6 +183,11 @@ class Database(ABC):
     def close(self) -> None:
         """Release connections and remove the database."""
 
+    @abstractmethod
+    def hold_writes(self) -> contextlib.AbstractContextManager[None]:
+        """Keep the bot's commits waiting for the duration of the block (a lock held by
+        another client), so a test can kill a process in the middle of committing."""
+
     def session(self, chat_key: str) -> tuple[Session, int] | None:
         """The stored session and its `version` column, or None when the chat has no row."""
         rows = self.query("SELECT data, version FROM sessions WHERE chat_key = ?", chat_key)
@@ -247,6 +251,16 @@ class SqliteDatabase(Database):
         """Nothing to release: each query opens and closes its own connection (the file
         goes with the test's temporary folder)."""
 
+    @contextlib.contextmanager
+    def hold_writes(self) -> Iterator[None]:
+        # SQLite has one writer: holding its write lock makes every commit wait.
+        with contextlib.closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            finally:
+                conn.execute("ROLLBACK")
+
     def add_reminder(self, chat_key: str) -> None:
         self.query(
             "INSERT INTO reminders (chat_key, due_at, payload) VALUES (?, ?, ?)",
@@ -273,6 +287,16 @@ class PostgresDatabase(Database):
             admin.execute(f'CREATE DATABASE "{name}"')
         self.url = urlunsplit(parts._replace(path=f"/{name}"))
         self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+
+    @property
+    def dbname(self) -> str:
+        """The database's name on the server."""
+        return self._dbname
+
+    @property
+    def backend_pid(self) -> int:
+        """The server process of the test's own connection (spared when a fault ends others)."""
+        return int(self._conn.info.backend_pid)
 
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         cursor = self._conn.execute(sql.replace("?", "%s"), params)
@@ -303,6 +327,19 @@ class PostgresDatabase(Database):
             "2030-01-01T09:00:00+00:00",
             '{"kind": "repayment"}',
         )
+
+    @contextlib.contextmanager
+    def hold_writes(self) -> Iterator[None]:
+        import psycopg
+
+        # Every update records its id: an EXCLUSIVE lock on that table (reads still go
+        # on) makes each commit wait.
+        with psycopg.connect(self.url, connect_timeout=5) as conn:
+            conn.execute("LOCK TABLE processed_updates IN EXCLUSIVE MODE")
+            try:
+                yield
+            finally:
+                conn.rollback()
 
     def close(self) -> None:
         import psycopg
@@ -464,7 +501,7 @@ class _RecordingBot:
         buttons = [(button.text, str(button.callback_data)) for row in rows for button in row]
         self.sent.append((parse_html(text)[0], buttons))
 
-    async def send_chat_action(self, chat_id: int, action: str) -> None:
+    async def send_chat_action(self, chat_id: int, action: str, **options: Any) -> None:
         return None
 
 
@@ -486,11 +523,10 @@ def replay(
             async with store.conversation("replay") as conversation:
                 conversation.save(session)
 
-            async def deliver(turn: Turn) -> None:
-                await router.send_turn(0, turn)
-
             for event in events:
-                await advisor.handle("replay", event, deliver=deliver)
+                turn = await advisor.handle("replay", event)
+                assert turn is not None
+                await router.send_turn(0, turn)
             return await store.load("replay")
         finally:
             await store.close()

@@ -5,10 +5,12 @@ Shared by the tests and by bench/webhook_throughput.py."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -120,6 +122,28 @@ class Webhook:
     log: Path
     process: subprocess.Popen[bytes]
     client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30))
+    database_url: str = ""
+
+    def outbox(self, chat_id: int) -> int:
+        """How many committed messages of the chat are not sent yet (its outbox rows)."""
+        key = f"tg:{chat_id}"
+        if self.database_url.startswith("sqlite"):
+            with contextlib.closing(sqlite3.connect(self.database, timeout=30)) as conn:
+                return int(conn.execute("SELECT count(*) FROM outbox WHERE chat_key = ?", (key,)).fetchone()[0])
+        import psycopg
+
+        with psycopg.connect(self.database_url, autocommit=True, connect_timeout=5) as conn:
+            row = conn.execute("SELECT count(*) FROM outbox WHERE chat_key = %s", (key,)).fetchone()
+            return int(row[0]) if row else 0
+
+    def wait_delivered(self, chat_id: int, timeout: float = 20) -> None:
+        """Wait until the chat's outbox is empty: every reply committed so far was sent
+        (the webhook answers once the reply is committed; it is sent right after)."""
+        deadline = time.monotonic() + timeout
+        while self.outbox(chat_id):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the chat's outbox was not delivered in {timeout} s:\n{self.logs()[-3000:]}")
+            time.sleep(0.005)
 
     def post(
         self,
@@ -167,12 +191,13 @@ def webhook_env(api_url: str, tmp: Path, port: int, **overrides: str) -> dict[st
     return env
 
 
-def start_webhook(env: dict[str, str], tmp: Path, timeout: float = 90) -> Webhook:
+def start_webhook(env: dict[str, str], tmp: Path, timeout: float = 90, *, output: int | None = None) -> Webhook:
     """Start `python -m bot webhook` and wait until /healthz answers 200 (generous: under
-    coverage, with replicas starting together on a busy machine, loading takes a while)."""
+    coverage, with replicas starting together on a busy machine, loading takes a while).
+    Its output goes to webhook.log in `tmp`, or to the file descriptor `output`."""
     port = int(env["PORT"])
     log_path = tmp / "webhook.log"
-    log = log_path.open("wb")
+    log = log_path.open("wb") if output is None else output
     process = subprocess.Popen([sys.executable, "-m", "bot", "webhook"], cwd=ROOT, env=env, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
     hook = Webhook(
@@ -182,6 +207,7 @@ def start_webhook(env: dict[str, str], tmp: Path, timeout: float = 90) -> Webhoo
         database=Path(env["DATABASE_URL"].removeprefix("sqlite:///")),
         log=log_path,
         process=process,
+        database_url=env["DATABASE_URL"],
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -223,6 +249,7 @@ class TgUser:
         update = message_update(self.chat_id, text, language=self.language, update_id=update_id)
         response = self.hook.post(update)
         assert response.status_code == 200, response.text
+        self.hook.wait_delivered(self.chat_id)
         return response
 
     def press(self, label: str) -> httpx.Response:
@@ -238,6 +265,7 @@ class TgUser:
         self.query_ids.append(update["callback_query"]["id"])
         response = self.hook.post(update)
         assert response.status_code == 200, response.text
+        self.hook.wait_delivered(self.chat_id)
         return response
 
     def messages(self) -> list[Message]:

@@ -5,8 +5,18 @@ envelope, and refuses what Telegram refuses: text over 4096 characters after ent
 parsing, HTML it cannot parse (unsupported or unclosed tags, a bare `<` or `&`),
 callback data over 64 bytes, a wrong token, an edit that changes nothing, a callback
 query answered twice. It records every accepted call, keeps every chat's messages as
-the user would see them (text, entities, keyboard), and can be told to answer 429 with
-`retry_after` for the next N calls.
+the user would see them (text, entities, keyboard), and can be told to fail as
+Telegram does:
+
+* `fail_next`: 429 with `retry_after` for the next N calls (of some methods);
+* `flood_wait`: 429 for ONE chat, for every call to it until its `retry_after` has
+  passed (Telegram's per-chat flood control), while other chats are served normally;
+* `fail_call`: an HTTP error (500 by default) on the k-th next call of a method, the
+  message not sent (Telegram's 500 usually means that) or, with `record=True`, sent;
+* `answer_late`: accept and record a message, then answer only N seconds later (for a
+  seeded fraction of calls, or the next k), as when Telegram delivered it but the
+  answer is lost to a slow network: the bot cannot know the user got it;
+* `slow_down`: sendMessage to one chat takes N seconds before it is accepted.
 
 Use it in-process (`StandIn().start()` runs it on a background thread) or as its own
 process (`python -m tests.support.tg_standin --token T`, which prints its URL), then
@@ -19,6 +29,8 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
+import random
 import re
 import threading
 import time
@@ -201,6 +213,47 @@ class Message:
 
 
 @dataclass
+class _LateAnswers:
+    """`StandIn.answer_late`: which calls are accepted at once but answered late."""
+
+    seconds: float
+    methods: frozenset[str]
+    chat_id: int | None
+    probability: float
+    remaining: int | None  # the next `count` matching calls; None: by probability
+    rng: random.Random
+
+    def applies(self, method: str, chat_id: Any) -> bool:
+        """Whether this call's answer is held (draws from the seeded generator)."""
+        if method not in self.methods or (self.chat_id is not None and chat_id != self.chat_id):
+            return False
+        if self.remaining is not None:
+            if self.remaining <= 0:
+                return False
+            self.remaining -= 1
+            return True
+        return self.rng.random() < self.probability
+
+
+@dataclass
+class _CallFailure:
+    """`StandIn.fail_call`: an HTTP error on the `countdown`-th next matching call."""
+
+    method: str
+    countdown: int
+    code: int
+    record: bool
+    chat_id: int | None
+
+    def applies(self, method: str, chat_id: Any) -> bool:
+        """Count this call down; True for the one that fails."""
+        if self.countdown <= 0 or method != self.method or (self.chat_id is not None and chat_id != self.chat_id):
+            return False
+        self.countdown -= 1
+        return self.countdown == 0
+
+
+@dataclass
 class _State:
     calls: list[Call] = field(default_factory=list)
     refused: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)
@@ -215,6 +268,10 @@ class _State:
     updates: list[dict[str, Any]] = field(default_factory=list)
     call_count: int = 0
     delays: dict[int, float] = field(default_factory=dict)
+    late: _LateAnswers | None = None
+    late_answered: int = 0  # answers held back so far
+    failures: list[_CallFailure] = field(default_factory=list)
+    flood_until: dict[int, float] = field(default_factory=dict)  # chat -> monotonic deadline
 
 
 # Parameters PTB JSON-encodes inside a form body; Telegram decodes them the same way.
@@ -253,6 +310,8 @@ class StandIn:
         self._started = threading.Event()
         self._new_update: asyncio.Condition | None = None
         self._closing = False
+        # Set to let every answer held by `answer_late` go at once (at stop, or by a test).
+        self._release_held: asyncio.Event | None = None
         self.url = ""
 
     # --- lifecycle ---------------------------------------------------------------
@@ -265,6 +324,13 @@ class StandIn:
         app.router.add_get("/_standin/count", self._control_count)
         app.router.add_get("/_standin/messages", self._control_messages)
         app.router.add_post("/_standin/fail", self._control_fail)
+        app.router.add_post("/_standin/flood", self._control_flood)
+        app.router.add_post("/_standin/error", self._control_error)
+        app.router.add_post("/_standin/late", self._control_late)
+        app.router.add_post("/_standin/slow", self._control_slow)
+        app.router.add_post("/_standin/release", self._control_release)
+        app.router.add_post("/_standin/clear", self._control_clear)
+        app.router.add_get("/_standin/faults", self._control_faults)
         app.router.add_post("/_standin/reset", self._control_reset)
         return app
 
@@ -272,18 +338,19 @@ class StandIn:
         """Serve on the running loop; returns the API root URL."""
         self._loop = asyncio.get_running_loop()
         self._new_update = asyncio.Condition()
+        self._release_held = asyncio.Event()
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port, backlog=1024)
         await site.start()
-        server = site._server
-        assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = self._runner.addresses[0][1]
         self.url = f"http://{self._host}:{port}"
         return self.url
 
     async def stop_async(self) -> None:
         self._closing = True  # long polls answer at once instead of holding the shutdown
+        if self._release_held is not None:
+            self._release_held.set()  # and so do late answers
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -323,7 +390,7 @@ class StandIn:
             ]
 
     def refused(self) -> list[tuple[str, dict[str, Any], str]]:
-        """(method, params, description) of every call refused with a 4xx."""
+        """(method, params, description) of every call refused (4xx, or a failure it was told to give)."""
         with self._lock:
             return list(self._state.refused)
 
@@ -359,6 +426,86 @@ class StandIn:
         with self._lock:
             self._state.delays[chat_id] = seconds
 
+    def flood_wait(self, chat_id: int, retry_after: int) -> None:
+        """Telegram's per-chat flood control: every call to `chat_id` gets 429 until
+        `retry_after` seconds from now, with the seconds still to wait; other chats are
+        served normally. A sender that retries early is refused again (and counted in
+        `refused`)."""
+        with self._lock:
+            self._state.flood_until[chat_id] = time.monotonic() + retry_after
+
+    def fail_call(
+        self, method: str, nth: int = 1, *, code: int = 500, record: bool = False, chat_id: int | None = None
+    ) -> None:
+        """Answer the `nth` next call of `method` (to `chat_id`, if given) with HTTP `code`.
+
+        By default that call is not carried out (Telegram's 500 usually means the
+        message was not sent); with `record`, it is, and only the answer is an error.
+        Several failures can be armed at once.
+        """
+        if nth < 1:
+            raise ValueError("nth counts from 1 (the next call)")
+        with self._lock:
+            self._state.failures.append(_CallFailure(method, nth, code, record, chat_id))
+
+    def answer_late(
+        self,
+        seconds: float,
+        *,
+        probability: float = 1.0,
+        count: int | None = None,
+        seed: int = 0,
+        methods: set[str] | None = None,
+        chat_id: int | None = None,
+    ) -> None:
+        """Accept and record matching calls at once, but answer them `seconds` later.
+
+        Matching calls are `methods` (default: sendMessage and sendPhoto), to `chat_id` if
+        given; either the next `count` of them, or each with `probability`, drawn from a
+        generator seeded with `seed` in the order the calls arrive. `seconds=0` stops it.
+        `late_answered` counts from zero again.
+        """
+        with self._lock:
+            self._state.late_answered = 0
+            self._state.late = (
+                _LateAnswers(
+                    seconds=seconds,
+                    methods=frozenset(methods or {"sendMessage", "sendPhoto"}),
+                    chat_id=chat_id,
+                    probability=probability,
+                    remaining=count,
+                    rng=random.Random(seed),
+                )
+                if seconds > 0
+                else None
+            )
+
+    @property
+    def late_answered(self) -> int:
+        """How many answers were held back since the last `answer_late`."""
+        with self._lock:
+            return self._state.late_answered
+
+    def release_held(self) -> None:
+        """Answer every call held by `answer_late` now (and later ones at once, until
+        `answer_late` or `clear_faults` is called again)."""
+        with self._lock:
+            self._state.late = None
+        if self._loop is not None and self._release_held is not None:
+            self._loop.call_soon_threadsafe(self._release_held.set)
+
+    def clear_faults(self) -> None:
+        """No more failures, flood waits, late or slow answers; recorded calls stay."""
+        with self._lock:
+            state = self._state
+            state.fail_next, state.fail_methods = 0, None
+            state.delays.clear()
+            state.late = None
+            state.failures.clear()
+            state.flood_until.clear()
+        if self._loop is not None and self._release_held is not None:
+            self._loop.call_soon_threadsafe(self._release_held.set)
+
     def push_update(self, update: dict[str, Any]) -> None:
         """Queue an update for getUpdates (polling)."""
         with self._lock:
@@ -376,9 +523,12 @@ class StandIn:
         return predicate()
 
     def reset(self) -> None:
+        """Forget every call, message and fault (the registered webhook stays)."""
         with self._lock:
             webhook = self._state.webhook
             self._state = _State(webhook=webhook, next_message_id=self._state.next_message_id)
+        if self._loop is not None and self._release_held is not None:
+            self._loop.call_soon_threadsafe(self._release_held.set)
 
     async def _notify(self) -> None:
         assert self._new_update is not None
@@ -393,17 +543,27 @@ class StandIn:
         params = await self._params(request)
         if token != self.token:
             return self._error(method, params, BadRequest("Unauthorized", 401))
+        chat_id = params.get("chat_id")
+        failure: _CallFailure | None = None
         with self._lock:
             self._state.call_count += 1
             state = self._state
             if state.fail_next > 0 and (state.fail_methods is None or method in state.fail_methods):
                 state.fail_next -= 1
-                retry = state.fail_retry_after
-                return self._error(
-                    method,
-                    params,
-                    BadRequest(f"Too Many Requests: retry after {retry}", 429, retry_after=retry),
-                )
+                return self._error(method, params, _too_many(state.fail_retry_after))
+            flood = state.flood_until.get(chat_id) if isinstance(chat_id, int) else None
+            if flood is not None:
+                left = flood - time.monotonic()
+                if left > 0:
+                    return self._error(method, params, _too_many(math.ceil(left)))
+                del state.flood_until[chat_id]  # type: ignore[arg-type]
+            for armed in state.failures:
+                if armed.applies(method, chat_id):
+                    failure = armed
+                    break
+            state.failures = [armed for armed in state.failures if armed.countdown > 0]
+        if failure is not None and not failure.record:
+            return self._error(method, params, _server_error(failure.code))
         handler = getattr(self, f"_api_{method.lower()}", None)
         if handler is None:
             return self._error(method, params, BadRequest("Not Found", 404))
@@ -413,10 +573,29 @@ class StandIn:
             return self._error(method, params, error)
         except (KeyError, ValueError, TypeError) as error:
             return self._error(method, params, BadRequest(f"Bad Request: invalid parameters: {error}"))
-        if self.record:
-            with self._lock:
+        with self._lock:
+            if self.record:
                 self._state.calls.append(Call(method, params, time.monotonic()))
+            late = self._state.late
+            held = late is not None and late.applies(method, chat_id)
+            if held:
+                self._state.late_answered += 1
+        if held:
+            assert late is not None
+            await self._hold(late.seconds)
+        if failure is not None:  # carried out, and yet answered with an error
+            return self._error(method, params, _server_error(failure.code))
         return web.json_response({"ok": True, "result": result})
+
+    async def _hold(self, seconds: float) -> None:
+        """Wait `seconds`, or less if the held answers are released (or the server stops)."""
+        release = self._release_held
+        if release is None:  # pragma: no cover - set when serving
+            return
+        if release.is_set() and not self._closing:
+            release.clear()  # a release lets go of what was held then, not what comes later
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(release.wait(), seconds)
 
     async def _params(self, request: web.Request) -> dict[str, Any]:
         params: dict[str, Any] = dict(request.query)
@@ -615,7 +794,7 @@ class StandIn:
             raise BadRequest("Bad Request: IMAGE_PROCESS_FAILED")
         if len(photo) > MAX_PHOTO_BYTES:
             raise BadRequest("Bad Request: file is too big")
-        caption, entities = "", []
+        caption, entities = "", list[dict[str, Any]]()
         if params.get("caption"):
             caption, entities = self._render({**params, "text": params["caption"]})
             if len(caption) > MAX_CAPTION:
@@ -722,12 +901,83 @@ class StandIn:
 
     async def _control_fail(self, request: web.Request) -> web.Response:
         body = await request.json()
-        self.fail_next(int(body["count"]), int(body.get("retry_after", 1)))
+        methods = body.get("methods")
+        self.fail_next(int(body["count"]), int(body.get("retry_after", 1)), set(methods) if methods else None)
         return web.json_response({"ok": True})
+
+    async def _control_flood(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.flood_wait(int(body["chat_id"]), int(body["retry_after"]))
+        return web.json_response({"ok": True})
+
+    async def _control_error(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        chat = body.get("chat_id")
+        self.fail_call(
+            str(body["method"]),
+            int(body.get("nth", 1)),
+            code=int(body.get("code", 500)),
+            record=bool(body.get("record", False)),
+            chat_id=int(chat) if chat is not None else None,
+        )
+        return web.json_response({"ok": True})
+
+    async def _control_late(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        chat, count, methods = body.get("chat_id"), body.get("count"), body.get("methods")
+        self.answer_late(
+            float(body["seconds"]),
+            probability=float(body.get("probability", 1.0)),
+            count=int(count) if count is not None else None,
+            seed=int(body.get("seed", 0)),
+            methods=set(methods) if methods else None,
+            chat_id=int(chat) if chat is not None else None,
+        )
+        return web.json_response({"ok": True})
+
+    async def _control_slow(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.slow_down(int(body["chat_id"]), float(body["seconds"]))
+        return web.json_response({"ok": True})
+
+    async def _control_release(self, request: web.Request) -> web.Response:
+        self.release_held()
+        return web.json_response({"ok": True})
+
+    async def _control_clear(self, request: web.Request) -> web.Response:
+        self.clear_faults()
+        return web.json_response({"ok": True})
+
+    async def _control_faults(self, request: web.Request) -> web.Response:
+        """What the faults did so far: answers held late, calls refused by kind."""
+        refused = self.refused()
+        return web.json_response(
+            {
+                "late_answered": self.late_answered,
+                "refused_429": sum(1 for _, _, text in refused if text.startswith("Too Many Requests")),
+                "refused_5xx": sum(1 for _, _, text in refused if _is_server_error(text)),
+            }
+        )
 
     async def _control_reset(self, request: web.Request) -> web.Response:
         self.reset()
         return web.json_response({"ok": True})
+
+
+def _too_many(retry_after: int) -> BadRequest:
+    return BadRequest(f"Too Many Requests: retry after {retry_after}", 429, retry_after=retry_after)
+
+
+# Telegram's words for its own failures.
+_SERVER_ERRORS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+
+
+def _server_error(code: int) -> BadRequest:
+    return BadRequest(_SERVER_ERRORS.get(code, f"Server Error {code}"), code)
+
+
+def _is_server_error(description: str) -> bool:
+    return description in _SERVER_ERRORS.values() or description.startswith("Server Error")
 
 
 def main() -> None:

@@ -1,9 +1,10 @@
 """The adapter's parts on their own: configuration, HTML rendering and splitting,
-callback data, and the per-chat ordered processor."""
+callback data, the per-chat ordered processor, the outbox's JSON and the rate limiter."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,29 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from telegram import Chat, Message, Update, User
+from telegram.error import RetryAfter
 
 from bot.channels.plain import Piece, PieceKind
+from bot.channels.telegram.effects import (
+    AnswerPress,
+    EditText,
+    RemoveButtons,
+    ReplaceText,
+    SendChart,
+    SendText,
+    ShowTyping,
+    chat_id_of,
+    chat_key,
+    decode,
+    encode,
+    is_cosmetic,
+)
 from bot.channels.telegram.outcome import Outcome
 from bot.channels.telegram.processor import ChatOrderedProcessor
+from bot.channels.telegram.ratelimit import ChatRateLimiter, patiently, paused_error, retry_after_seconds
 from bot.channels.telegram.render import (
     MAX_MESSAGE,
+    ChartPhoto,
     ChoiceData,
     ForgetData,
     InvalidData,
@@ -280,6 +298,30 @@ async def test_a_flood_is_bounded_and_warned_once() -> None:
     assert handled[-1] == 99
 
 
+async def test_replies_still_to_send_count_in_a_chat_s_backlog() -> None:
+    unsent = {7: 3}
+    warned: list[int] = []
+
+    async def overflow(update: Update) -> None:
+        warned.append(update.update_id)
+
+    async def handle() -> Outcome:
+        return Outcome.HANDLED
+
+    processor = ChatOrderedProcessor(max_backlog=4, on_overflow=overflow, backlog=lambda chat: unsent.get(chat, 0))
+    assert await processor.run(_update(1, 7), handle()) is Outcome.HANDLED  # 3 unsent + this one
+    unsent[7] = 4  # its reply joined the outbox
+    assert await processor.run(_update(2, 7), handle()) is Outcome.BUSY
+    assert await processor.run(_update(3, 7), handle()) is Outcome.BUSY
+    assert await processor.run(_update(4, 8), handle()) is Outcome.HANDLED  # other chats go on
+    assert warned == [2]  # one "one moment" per flood
+    unsent[7] = 0  # caught up: served again, and a new flood is told again
+    assert await processor.run(_update(5, 7), handle()) is Outcome.HANDLED
+    unsent[7] = 4
+    assert await processor.run(_update(6, 7), handle()) is Outcome.BUSY
+    assert warned == [2, 6]
+
+
 async def test_the_processor_returns_each_update_s_outcome() -> None:
     gate = asyncio.Event()
 
@@ -295,3 +337,108 @@ async def test_the_processor_returns_each_update_s_outcome() -> None:
     assert Outcome.BUSY.redeliver and not Outcome.DUPLICATE.redeliver
     gate.set()
     assert await first is Outcome.HANDLED
+
+
+# --- outbox effects and the rate limiter ------------------------------------------------------
+
+
+def test_every_effect_survives_the_outbox_json() -> None:
+    chart = ChartPhoto("Balance", "Months", "¥", (("Monthly", (3000.0, 1500.5, 0.0), False),), "zh_CN")
+    effects = [
+        SendText("<b>Hi</b> &amp; you", (("Yes", "a:1:0"), ("No", "a:1:1"))),
+        SendText("plain"),
+        SendChart(chart, (("Back", "a:2:0"),)),
+        ReplaceText(17, "done"),
+        ReplaceText(None, "done"),
+        ShowTyping(),
+        AnswerPress("4000000001", "Moved on"),
+        AnswerPress("4000000002"),
+        EditText(9, "<b>Q</b>\n\n✅ <i>A</i>"),
+        RemoveButtons(9),
+    ]
+    for effect in effects:
+        # Through real JSON, as the store keeps it.
+        assert decode(json.loads(json.dumps(encode(effect)))) == effect
+    cosmetic = [effect for effect in effects if is_cosmetic(effect)]
+    assert [type(effect) for effect in cosmetic] == [ShowTyping, AnswerPress, AnswerPress, EditText, RemoveButtons]
+    for junk in ({}, {"kind": "fax"}, {"kind": "text"}, {"kind": "edit", "message_id": "x", "html": ""}):
+        with pytest.raises(ValueError):
+            decode(junk)
+    assert chat_id_of(chat_key(-100123)) == -100123
+    with pytest.raises(ValueError):
+        chat_id_of("terminal")
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_429_pauses_its_chat_only_and_is_never_retried_inside() -> None:
+    clock = _Clock()
+    limiter = ChatRateLimiter(0, clock=clock)
+    calls: list[int | None] = []
+
+    async def call(chat: int | None, flood: float = 0) -> bool:
+        async def callback() -> bool:
+            calls.append(chat)
+            if flood:
+                raise paused_error(flood)
+            return True
+
+        data = {} if chat is None else {"chat_id": chat}
+        return bool(await limiter.process_request(callback, (), {}, "sendMessage", data, None))
+
+    with pytest.raises(RetryAfter):
+        await call(1, flood=20)
+    assert calls == [1]  # tried once: the delivery defers the chat, the limiter does not retry
+    assert await call(2)  # another chat goes on at once
+    with pytest.raises(RetryAfter) as refused:
+        await call(1)  # the paused chat fails fast, without asking Telegram
+    assert retry_after_seconds(refused.value) == pytest.approx(20)
+    assert calls == [1, 2]
+    clock.now += 20.5
+    assert await call(1)  # the pause is over
+    # A 429 for a request that names no chat (a callback answer): everything pauses.
+    with pytest.raises(RetryAfter):
+        await call(None, flood=5)
+    with pytest.raises(RetryAfter):
+        await call(2)
+    clock.now += 5
+    assert await call(2)
+
+
+async def test_the_overall_rate_applies_to_chat_requests() -> None:
+    limiter = ChatRateLimiter(2)  # two a second, a burst of two
+    started = asyncio.get_running_loop().time()
+    times: list[float] = []
+
+    async def callback() -> bool:
+        times.append(asyncio.get_running_loop().time() - started)
+        return True
+
+    for chat in (1, 2, 3):
+        await limiter.process_request(callback, (), {}, "sendMessage", {"chat_id": chat}, None)
+    assert times[2] >= 0.4  # the third waited for the bucket to leak
+
+
+async def test_start_up_calls_wait_out_a_429() -> None:
+    answers: list[RetryAfter | None] = [paused_error(0.05), paused_error(0.05), None]
+
+    async def set_webhook() -> bool:
+        answer = answers.pop(0)
+        if answer is not None:
+            raise answer
+        return True
+
+    assert await patiently(set_webhook)
+    assert answers == []
+    with pytest.raises(RetryAfter):
+        await patiently(set_webhook_refused, attempts=2)
+
+
+async def set_webhook_refused() -> bool:
+    raise paused_error(0.01)

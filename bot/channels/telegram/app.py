@@ -1,11 +1,14 @@
 """Putting the Telegram channel together for both run modes, and `run_polling`.
 
 Both modes use the same pieces, built in one order so nothing is attached afterwards:
-the Bot (the Bot API root from TELEGRAM_API_URL, the `AIORateLimiter` so a 429 is
-waited out, not dropped), the sender on that bot, the router on the advisor and the
-sender, the per-chat ordered processor with the router's "one moment" as its overflow
+the Bot (the Bot API root from TELEGRAM_API_URL, the `ChatRateLimiter`: the overall
+rate, and a 429 pausing only its chat), the sender on that bot, the outbox's `Delivery`
+on the store and the sender, the router on the advisor, the sender and the delivery,
+the per-chat ordered processor with the router's "one moment" as its overflow
 callback, and the PTB `Application` around them. Polling lets PTB's updater fetch and
-dispatch to the router; the webhook (bot.web) hands each update to the processor itself.
+dispatch to the router; the webhook (bot.web) hands each update to the processor
+itself. Both start the delivery once the bot is initialised and stop it before the
+bot shuts down (`TelegramChannel.start_delivery` / `stop_delivery`).
 """
 
 from __future__ import annotations
@@ -14,28 +17,34 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from telegram import Update
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ExtBot, TypeHandler
+from telegram.ext import Application, ApplicationBuilder, ExtBot, TypeHandler
 from telegram.request import HTTPXRequest
 
 from bot.channels.telegram.adapter import ALLOWED_UPDATES, TelegramAdapter
+from bot.channels.telegram.delivery import Delivery
+from bot.channels.telegram.effects import chat_key
 from bot.channels.telegram.outcome import Outcome
 from bot.channels.telegram.processor import ChatOrderedProcessor
+from bot.channels.telegram.ratelimit import ChatRateLimiter
 from bot.channels.telegram.sender import TelegramSender
 from bot.config import Settings
 from bot.conversations import Advisor
+from bot.reminders.firing import Firer, FiringPolicy
+from bot.reminders.loop import ReminderLoop, rate_for
+from bot.runtime import ContentReloader
 
 log = logging.getLogger(__name__)
 
-# How often a 429 is retried (after waiting `retry_after`) before the update fails
-# and, in webhook mode, is left for Telegram to deliver again.
-RATE_LIMIT_RETRIES = 5
 # Enough connections to the Bot API for many chats answered at once.
 CONNECTION_POOL = 128
 POOL_TIMEOUT = 30
 # A chat's backlog: one update running and a few waiting; beyond it, "one moment".
 CHAT_BACKLOG = 5
+# At a stop, sends in flight get this long to finish before they are cancelled.
+DELIVERY_GRACE = 5.0
 
 
 @dataclass(frozen=True)
@@ -46,28 +55,53 @@ class TelegramChannel:
     application: Application  # type: ignore[type-arg]
     router: TelegramAdapter
     processor: ChatOrderedProcessor
+    delivery: Delivery
+    # Fires due reminders and check-ins into the outbox; runs while the delivery does.
+    reminders: ReminderLoop | None = None
 
     async def handle(self, update: Update) -> Outcome:
         """Handle one update in its chat's order; what became of it."""
         return await self.processor.run(update, self.router.handle(update))
 
+    async def start_delivery(self) -> None:
+        """Send outboxes: what earlier processes left at once, then as updates commit;
+        and fire reminders as they come due."""
+        await self.delivery.start()
+        if self.reminders is not None:
+            self.reminders.start()
 
-def build_bot(settings: Settings) -> ExtBot[int]:
-    """The Bot API client: TELEGRAM_API_URL, the rate limiter, a pool for many chats."""
+    async def stop_delivery(self) -> None:
+        """Let sends in flight finish (a few seconds at most); the rest waits in the
+        outbox for the next start."""
+        if self.reminders is not None:
+            await self.reminders.stop()  # a claim is all or nothing: nothing half-fired
+        await self.delivery.stop(grace=DELIVERY_GRACE)
+
+
+def build_bot(settings: Settings) -> ExtBot[None]:
+    """The Bot API client: TELEGRAM_API_URL, the rate limiter, a pool for many chats
+    (each call sets its own timeouts: see `sender`)."""
     return ExtBot(
         settings.telegram_bot_token,
         base_url=settings.bot_api_base_url,
         base_file_url=settings.bot_api_file_url,
         request=HTTPXRequest(connection_pool_size=CONNECTION_POOL, pool_timeout=POOL_TIMEOUT),
-        rate_limiter=AIORateLimiter(overall_max_rate=settings.telegram_max_rate, max_retries=RATE_LIMIT_RETRIES),
+        rate_limiter=ChatRateLimiter(settings.telegram_max_rate),
     )
 
 
 def build_channel(settings: Settings, advisor: Advisor, *, webhook: bool) -> TelegramChannel:
-    """Bot, sender, router, processor and application, each given what it needs."""
+    """Bot, sender, delivery, router, processor and application, each given what it needs."""
     bot = build_bot(settings)
-    router = TelegramAdapter(advisor, TelegramSender(bot), settings.admin_ids)
-    processor = ChatOrderedProcessor(max_backlog=CHAT_BACKLOG, on_overflow=router.one_moment)
+    sender = TelegramSender(bot)
+    delivery = Delivery(advisor.store, sender.perform)
+    reloader = ContentReloader.for_settings(advisor, settings)  # /reload, and SIGHUP in the webhook
+    router = TelegramAdapter(advisor, sender, settings.admin_ids, delivery, reloader)
+    processor = ChatOrderedProcessor(
+        max_backlog=CHAT_BACKLOG,
+        on_overflow=router.one_moment,
+        backlog=lambda chat_id: delivery.backlog(chat_key(chat_id)),
+    )
     builder = ApplicationBuilder().bot(bot).concurrent_updates(processor)
     if webhook:
         # The webhook hands updates to `TelegramChannel.handle`; no updater, no handlers.
@@ -75,14 +109,24 @@ def build_channel(settings: Settings, advisor: Advisor, *, webhook: bool) -> Tel
     else:
         application = builder.build()
         application.add_handler(TypeHandler(Update, router.on_update))
-    return TelegramChannel(application, router, processor)
+    # A user who blocked the bot: their reminders and check-ins stop.
+    delivery.on_blocked = router.desk.switch_off
+    firer = Firer(
+        lambda: advisor.engine,
+        router.reminders.render,
+        FiringPolicy(late_window=timedelta(minutes=settings.reminder_late_minutes)),
+    )
+    reminders = ReminderLoop(
+        advisor.store, firer, delivery.wake, clock=advisor.clock, rate=rate_for(settings.telegram_max_rate)
+    )
+    return TelegramChannel(application, router, processor, delivery, reminders)
 
 
 def run_polling(settings: Settings) -> None:
     """Run the bot by long polling (development). Blocks until Ctrl-C / SIGTERM."""
     from bot.runtime import assemble_advisor, configure_logging, purge_forever
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings)
     # The store is opened on PTB's event loop (post_init), not here: its connections
     # belong to the loop that uses them.
     advisor = assemble_advisor(settings)
@@ -92,8 +136,13 @@ def run_polling(settings: Settings) -> None:
     async def post_init(app: Application) -> None:  # type: ignore[type-arg]
         await advisor.store.open()
         await channel.router.set_commands()
+        await channel.start_delivery()
         tasks.append(asyncio.get_running_loop().create_task(purge_forever(advisor, settings.session_ttl_days)))
         log.info("polling as @%s", app.bot.username)
+
+    async def post_stop(app: Application) -> None:  # type: ignore[type-arg]
+        # Before PTB shuts the bot down: sends in flight still have its connections.
+        await channel.stop_delivery()
 
     async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
         for task in tasks:
@@ -103,5 +152,6 @@ def run_polling(settings: Settings) -> None:
         await advisor.store.close()
 
     channel.application.post_init = post_init
+    channel.application.post_stop = post_stop
     channel.application.post_shutdown = post_shutdown
     channel.application.run_polling(allowed_updates=list(ALLOWED_UPDATES))

@@ -4,9 +4,10 @@ PTB's own concurrency either serialises everything (one slow chat delays every o
 user) or nothing (two messages of one chat race each other). This processor gives
 each chat a lock, so its updates run one after the other in arrival order, while other
 chats proceed concurrently. A chat that floods the bot gets at most `max_backlog`
-updates queued; the rest are dropped (`Outcome.BUSY`), and the first dropped one triggers
-`on_overflow` (one polite "one moment"), so the flooder neither slows others nor gets a
-reply storm.
+updates queued or with replies still to send (`backlog`: the outbox's count, since an
+update's replies are sent after it is handled); the rest are dropped (`Outcome.BUSY`),
+and the first dropped one triggers `on_overflow` (one polite "one moment"), so the
+flooder neither slows others nor gets a reply storm.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from bot.channels.telegram.outcome import Outcome
 log = logging.getLogger(__name__)
 
 OverflowHandler = Callable[[Update], Awaitable[None]]
+# Chat id -> how many of its handled updates still have replies waiting to be sent.
+Backlog = Callable[[int], int]
+# Flooders remembered as warned (until they are served again), at most.
+WARNED_MEMORY = 10_000
 T = TypeVar("T")
 
 
@@ -33,7 +38,6 @@ T = TypeVar("T")
 class _ChatSlot:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     pending: int = 0  # running + waiting
-    warned: bool = False  # "one moment" already sent in this flood
 
 
 def chat_of(update: object) -> int | None:
@@ -60,13 +64,17 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         max_concurrent_updates: int = 4096,
         max_backlog: int = 5,
         on_overflow: OverflowHandler | None = None,
+        backlog: Backlog | None = None,
     ) -> None:
         super().__init__(max_concurrent_updates)
         if max_backlog < 1:
             raise ValueError("max_backlog must be at least 1")
         self.max_backlog = max_backlog
         self.on_overflow = on_overflow
+        self.backlog = backlog
         self._chats: dict[int, _ChatSlot] = {}
+        # Chats told "one moment" in their current flood (until they are caught up).
+        self._warned: set[int] = set()
 
     @property
     def busy_chats(self) -> int:
@@ -88,14 +96,19 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         slot = self._chats.get(chat)
         if slot is None:
             slot = self._chats[chat] = _ChatSlot()
-        if slot.pending >= self.max_backlog:
+        waiting = slot.pending + (self.backlog(chat) if self.backlog is not None else 0)
+        if waiting >= self.max_backlog:
             _discard(coroutine)
             assert isinstance(update, Update)
             log.info("chat backlog full, update %s dropped", update.update_id)
-            if not slot.warned:
-                slot.warned = True
+            if chat not in self._warned:
+                if len(self._warned) >= WARNED_MEMORY:
+                    self._warned.clear()
+                self._warned.add(chat)
                 await self._overflow(update)
             return Outcome.BUSY
+        if waiting == 0:
+            self._warned.discard(chat)  # caught up: a new flood is told again
         slot.pending += 1
         try:
             async with slot.lock:
