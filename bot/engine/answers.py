@@ -516,37 +516,108 @@ _DAY_OF_MONTH_RE: Final = re.compile(
     rf"(?P<n>[0-9]{{1,2}}|[{_CN_NUMERALS}]{{1,4}})"
     r"(?:号|日|st|nd|rd|th)?(?: (?:of (?:the|each|every) month|every month|each month))?(?:号|日)?"
 )
-_LAST_DAY: Final = frozenset(
-    {
-        "月底",
-        "月末",
-        "每月月底",
-        "每月最后一天",
-        "最后一天",
-        "last day",
-        "the last day",
-        "end of the month",
-        "the end of the month",
-        "last day of the month",
-        "the last day of the month",
-        "month end",
-    }
+# "月底", "last day", "end of month": the last day, which a shorter month reads as its own.
+_LAST_DAY_RE: Final = re.compile(r"月底|月末|最后一天|last day|end of (?:the |each |every )?month|month[- ]end")
+_ORDINAL_WORDS: Final[dict[str, int]] = {
+    **{
+        word: n
+        for n, word in enumerate(
+            (
+                "first",
+                "second",
+                "third",
+                "fourth",
+                "fifth",
+                "sixth",
+                "seventh",
+                "eighth",
+                "ninth",
+                "tenth",
+                "eleventh",
+                "twelfth",
+                "thirteenth",
+                "fourteenth",
+                "fifteenth",
+                "sixteenth",
+                "seventeenth",
+                "eighteenth",
+                "nineteenth",
+            ),
+            start=1,
+        )
+    },
+    "twentieth": 20,
+    "thirtieth": 30,
+}
+_ORDINAL_WORD: Final = rf"(?:(?:twenty|thirty)[- ]?)?(?:{'|'.join(sorted(_ORDINAL_WORDS, key=len, reverse=True))})"
+_MONTH_NAMES: Final = (
+    r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?"
+    r"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
 )
+_CN_DAY: Final = rf"[0-9]{{1,2}}|[{_CN_NUMERALS}廿卅]{{1,4}}"
+# Every way a number is marked as a day of the month: 15号 / 十五日, the 15th, fifteenth,
+# 2024-03-15, 3/15 (month first, as Chinese and American dates are written), March 15,
+# 15 March. Each alternative has one group `d`, `w` (an ordinal word) or `o` (other).
+_DAY_MARKED_RE: Final = re.compile(
+    rf"(?<![0-9])(?P<d>{_CN_DAY}) ?(?:号|日)"
+    rf"|(?<![0-9])(?P<o>[0-9]{{1,2}})(?:st|nd|rd|th)\b"
+    rf"|\b(?P<w>{_ORDINAL_WORD})\b"
+    rf"|(?<![0-9])[0-9]{{4}}[-/.][0-9]{{1,2}}[-/.](?P<iso>[0-9]{{1,2}})(?![0-9])"
+    rf"|(?<![0-9])(?:1[0-2]|0?[1-9])/(?P<md>[0-9]{{1,2}})(?![0-9/])"
+    rf"|\b(?:{_MONTH_NAMES})\.? (?P<after>[0-9]{{1,2}})(?![0-9])"
+    rf"|(?<![0-9])(?P<before>[0-9]{{1,2}}) (?:{_MONTH_NAMES})\b"
+)
+# A day written out in cardinal words, alone ("twenty eight").
+_SPELLED_DAY_RE: Final = re.compile(
+    rf"(?:on )?(?:the )?(?P<n>(?:{'|'.join(_TENS)})(?:[- ](?:{_ONES}))?|{'|'.join(_UNITS[1:])})"
+)
+# Right before the repayment day when a message names two days ("账单日5号，还款日23号").
+_DUE_CUE_RE: Final = re.compile(r"(?:还款日?|还|due(?: date| day)?|pay(?:ment)?(?: day)?)(?:是|为|在|is|on)?\s*$")
+
+
+def _day_value(match: re.Match[str]) -> int | None:
+    """The day a `_DAY_MARKED_RE` match names, if it is a number at all."""
+    if match["w"] is not None:
+        word = match["w"].replace("-", " ").split()
+        tens = {"twenty": 20, "thirty": 30}.get(word[0], 0) if len(word) > 1 else 0
+        return tens + _ORDINAL_WORDS[word[-1]]
+    number = next(group for group in match.groups() if group is not None)
+    if number.isdigit():
+        return int(number)
+    return _chinese_int(number.replace("廿", "二十").replace("卅", "三十"))
 
 
 def read_day_of_month(text: str) -> int | None:
-    """A day of the month, 1–31 ("15", "15号", "十五号", "the 15th"); "月底" / "last day" is 31,
-    which a shorter month reads as its last day. None for anything else."""
+    """A day of the month, 1–31, wherever it stands in the message ("15", "每月15号吧",
+    "好像是二十号", "I think it's the 10th", "twenty-first", "3月15日", "2024-03-18"); "月底"
+    / "end of month" is 31, which a shorter month reads as its last day. None when there
+    is no day, when it is out of range, or when two different days are named and neither
+    is marked as the repayment day: asking again beats guessing a due date."""
     normal = _normalize(text)
     if normal is None:
         return None
-    if normal in _LAST_DAY:
-        return 31
-    match = _DAY_OF_MONTH_RE.fullmatch(normal)
-    if match is None:
+    bare = _DAY_OF_MONTH_RE.fullmatch(normal)
+    if bare is not None:  # the whole message is the day ("15", "十五", "每月15")
+        number = bare["n"]
+        day = int(number) if number.isdigit() else _chinese_int(number)
+        return day if day is not None and 1 <= day <= 31 else None
+    spelled = _SPELLED_DAY_RE.fullmatch(normal)
+    if spelled is not None:  # "twenty eight", "the twelve"
+        day = sum(_WORD_VALUES[word] for word in spelled["n"].replace("-", " ").split())
+        return day if 1 <= day <= 31 else None
+    days: dict[int | None, bool] = {}  # day -> marked as the repayment day
+    for match in _DAY_MARKED_RE.finditer(normal):
+        day = _day_value(match)
+        is_due = _DUE_CUE_RE.search(normal[max(0, match.start() - 12) : match.start()]) is not None
+        days[day] = days.get(day, False) or is_due
+    if _LAST_DAY_RE.search(normal):
+        days[31] = days.get(31, False)
+    if len(days) > 1:
+        due = [day for day, marked in days.items() if marked]
+        days = {due[0]: True} if len(due) == 1 else {}
+    if len(days) != 1:
         return None
-    number = match["n"]
-    day = int(number) if number.isdigit() else _chinese_int(number)
+    (day,) = days
     return day if day is not None and 1 <= day <= 31 else None
 
 

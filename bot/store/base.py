@@ -238,8 +238,9 @@ class Store(ABC):
         counted; returns how many messages were released."""
 
     @abstractmethod
-    async def mark_sent(self, message_id: int) -> None:
-        """The message went out (or was given up on): remove it from the outbox."""
+    async def mark_sent(self, *message_ids: int) -> None:
+        """The messages went out (or were given up on): remove them from the outbox, in
+        one transaction (senders of many chats share one commit)."""
 
     @abstractmethod
     async def defer_outbox(self, chat_key: str, until: datetime) -> None:

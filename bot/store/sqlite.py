@@ -828,9 +828,16 @@ class SqliteStore(Store):
             key=lambda message: message.id,
         )
 
-    async def mark_sent(self, message_id: int) -> None:
-        """Delete the message from the outbox."""
-        await self._write(SQL.delete_outbox, (message_id,))
+    async def mark_sent(self, *message_ids: int) -> None:
+        """Delete the messages from the outbox, in one transaction."""
+        rows = [(message_id,) for message_id in message_ids]
+
+        def delete(conn: sqlite3.Connection) -> None:
+            with self._write_lock(), _transaction(conn, immediate=True):
+                conn.executemany(SQL.delete_outbox, rows)
+
+        if rows:
+            await self._run(delete)
 
     async def defer_outbox(self, chat_key: str, until: datetime) -> None:
         """Release the chat's messages, nobody to claim them before `until`."""

@@ -203,11 +203,11 @@ class _FlakyMarks(SqliteStore):
     failures = 2
     marks = 0
 
-    async def mark_sent(self, message_id: int) -> None:
+    async def mark_sent(self, *message_ids: int) -> None:
         self.marks += 1
         if self.marks <= self.failures:
             raise StoreUnavailable("the database is down (test)")
-        await super().mark_sent(message_id)
+        await super().mark_sent(*message_ids)
 
 
 async def test_a_mark_that_fails_is_retried_and_the_message_never_resent(

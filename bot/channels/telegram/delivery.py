@@ -85,8 +85,9 @@ class DeliveryPolicy:
     sweep_every: float = 1.0
     # Committed but unclaimed this long: its request's own wake did not happen (a crash).
     stale_after: timedelta = timedelta(seconds=5)
-    # Bot API calls in flight at once (below the HTTP pool, so none waits for a connection).
-    max_sending: int = 100
+    # Bot API calls in flight at once (the channel sets it to its HTTP pool size, so none
+    # waits for a connection).
+    max_sending: int = 16
 
     def backoff(self, attempts: int) -> float:
         """Seconds to wait after the `attempts`-th failed delivery of a message (0-based)."""
@@ -127,6 +128,9 @@ class Delivery:
     _sending: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
     # Per chat: wakes (committed updates, roughly) since its outbox was last seen empty.
     _unsent: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+    # Sent messages waiting for the next shared commit that marks them, and its task.
+    _marks: dict[int, asyncio.Future[None]] = field(default_factory=dict, init=False, repr=False)
+    _marker: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -152,6 +156,9 @@ class Delivery:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+        if self._marker is not None and not self._marker.done():
+            # What Telegram accepted is marked if the store lets us, within the grace.
+            await asyncio.wait({self._marker}, timeout=grace)
         # Hand back what this process still holds, for the next sender to take at once.
         try:
             await self.store.release_outbox(self.owner)
@@ -235,6 +242,14 @@ class Delivery:
                     if time.monotonic() > renew_at:
                         break  # claim again: renews the lease on what is left
                     if not await self._deliver(chat_key, message):
+                        return
+                else:
+                    if len(batch) < self.policy.batch and chat_key not in self._again:
+                        # All there was, and nothing committed here since: skip the
+                        # claim that would find it empty (a third of the store's work for
+                        # a one-message turn). What another replica commits for this
+                        # chat meanwhile, the sweep finds `stale_after` later.
+                        self._unsent.pop(chat_key, None)
                         return
         finally:
             # No await between the last look at `_again` and here, so a wake either
@@ -320,22 +335,38 @@ class Delivery:
                 log.warning("the blocked-chat hook failed", exc_info=True)
 
     async def _mark(self, message_id: int) -> None:
-        """Remove a sent (or dropped) message; retried until it works, because sending
-        anything else of the chat first could reorder or repeat it."""
-        delay = 0.5
-        while True:
-            try:
-                await self.store.mark_sent(message_id)
-                return
-            except Exception as error:
-                log.warning(
-                    "could not mark outbox message %s sent (%s); again in %.1f s",
-                    message_id,
-                    type(error).__name__,
-                    delay,
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.policy.max_mark_backoff)
+        """Remove a sent (or dropped) message before anything else of its chat is sent
+        (sending first could reorder or repeat it). Marks of all chats waiting at the
+        same moment share one commit (a group commit: under load one transaction marks
+        many chats' messages, instead of one transaction and thread hop per message)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._marks[message_id] = done
+        if self._marker is None or self._marker.done():
+            self._marker = asyncio.get_running_loop().create_task(self._mark_waiting(), name="outbox-marks")
+        await done
+
+    async def _mark_waiting(self) -> None:
+        """Commit the waiting marks, all at once, until none is left; retried until it
+        works (a message is never sent again by us)."""
+        while self._marks:
+            waiting, self._marks = self._marks, {}
+            delay = 0.5
+            while True:
+                try:
+                    await self.store.mark_sent(*waiting)
+                    break
+                except Exception as error:
+                    log.warning(
+                        "could not mark %d outbox message(s) sent (%s); again in %.1f s",
+                        len(waiting),
+                        type(error).__name__,
+                        delay,
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.policy.max_mark_backoff)
+            for done in waiting.values():
+                if not done.done():
+                    done.set_result(None)
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:
