@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.conversations import Advisor
 from bot.engine.commands import N_
 from bot.engine.engine import Engine
@@ -188,7 +188,13 @@ def reload_on_hangup(reload: Callable[[], Coroutine[object, object, Reloaded]]) 
 def assemble_advisor(settings: Settings) -> Advisor:
     """Everything a channel needs; the store is not connected yet (`await advisor.store.open()`)."""
     engine, localizer = build_engine(settings.dialogs_dir, settings.locales_dir)
-    store = open_store(settings.database_url, hash_key=settings.event_hash_key)
+    try:
+        store = open_store(settings.database_url, hash_key=settings.event_hash_key)
+    except ValueError as error:
+        # The store's own words (never the URL, which may hold a password): one line at
+        # start, like every other configuration problem.
+        said = str(error)
+        raise ConfigError([said if said.startswith("DATABASE_URL") else f"DATABASE_URL: {said}"]) from None
     return Advisor(engine, store, localizer, clock=clock_for(settings.clock_offset_file))
 
 

@@ -37,6 +37,7 @@ from telegram.error import InvalidToken
 
 from bot.channels.telegram import ALLOWED_UPDATES, Outcome, TelegramChannel, build_channel
 from bot.channels.telegram.adapter import update_kind
+from bot.channels.telegram.app import refused_token
 from bot.channels.telegram.ratelimit import patiently
 from bot.config import Settings
 from bot.conversations import Advisor
@@ -176,10 +177,7 @@ def _report_start_failure(error: Exception, settings: Settings) -> None:
     an unusable database, problems in the dialogs); a (redacted) traceback otherwise."""
     if isinstance(error, InvalidToken):
         # PTB's own message quotes the token in full: never logged.
-        log.error(
-            "The Bot API at %s refused TELEGRAM_BOT_TOKEN (401 Unauthorized): check the token with @BotFather.",
-            settings.telegram_api_url,
-        )
+        log.error("%s", refused_token(settings.telegram_api_url))
     elif isinstance(error, StoreUnavailable):
         log.error("the webhook cannot start: the database cannot be used (%s); check DATABASE_URL.", error)
     elif isinstance(error, ProblemsError):

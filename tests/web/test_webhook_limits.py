@@ -201,6 +201,15 @@ def test_malformed_updates_are_acknowledged_or_refused_never_500(webhook: Webhoo
     assert "Exception in ASGI application" not in webhook.logs()
 
 
+def test_a_text_that_is_not_text_gets_no_apology(webhook: Webhook, standin: StandIn) -> None:
+    update = _message(
+        text=123, chat={"id": 515151, "type": "private"}, **{"from": {"id": 515151, "is_bot": False, "first_name": "B"}}
+    )
+    assert webhook.post(None, content=json.dumps(update).encode()).status_code == 200
+    webhook.wait_delivered(515151)
+    assert standin.messages(515151) == [], "an update we cannot read is ignored, not answered with an error"
+
+
 def test_json_nesting_is_bounded_at_64(webhook: Webhook) -> None:
     shallow = b'{"update_id": ' + str(next_update_id()).encode() + b', "x": ' + b"[" * 60 + b"]" * 60 + b"}"
     assert webhook.post(None, content=shallow).status_code == 200  # deep enough for any real update

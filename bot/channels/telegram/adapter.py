@@ -198,6 +198,11 @@ class TelegramAdapter:
         if message.chat.type != ChatType.PRIVATE:
             return await self._private_only(update, message.chat.id, message.from_user)
         text = message.text if message.text is not None else (message.caption or "")
+        if not isinstance(text, str):
+            # Not a shape Telegram sends (PTB does not check types): nothing to read, and
+            # not a bug of ours to apologise for.
+            log.info("update %s has a text that is not text; ignored", update.update_id)
+            return Outcome.IGNORED
         if text.startswith("/"):
             return await self._on_command(update, message, text)
         return await self._converse(update, message.chat.id, message.from_user, Said(text))

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from telegram import Update
+from telegram.error import InvalidToken
 from telegram.ext import Application, ApplicationBuilder, ExtBot, TypeHandler
 from telegram.request import HTTPXRequest
 
@@ -157,4 +158,14 @@ def run_polling(settings: Settings) -> None:
     channel.application.post_init = post_init
     channel.application.post_stop = post_stop
     channel.application.post_shutdown = post_shutdown
-    channel.application.run_polling(allowed_updates=list(ALLOWED_UPDATES))
+    try:
+        channel.application.run_polling(allowed_updates=list(ALLOWED_UPDATES))
+    except InvalidToken:
+        # PTB's message quotes the token: one line of our own instead, as the webhook says it.
+        log.error("%s", refused_token(settings.telegram_api_url))
+        raise SystemExit(1) from None
+
+
+def refused_token(api_url: str) -> str:
+    """What both run modes say when Telegram refuses the token (PTB's own message quotes it)."""
+    return f"The Bot API at {api_url} refused TELEGRAM_BOT_TOKEN (401 Unauthorized): check the token with @BotFather."
