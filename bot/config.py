@@ -126,15 +126,25 @@ def _port(raw: str, reading: _Reading) -> int:
     return _whole(1, 65535)("PORT", raw, reading)
 
 
+def _amount(low: float, high: float, fallback: float, what: str) -> Callable[[str, str, _Reading], float]:
+    """A parser of a number between `low` and `high` (`what` it measures, for the problem)."""
+
+    def parse(name: str, raw: str, reading: _Reading) -> float:
+        try:
+            value = float(raw)
+            if not low <= value <= high:
+                raise ValueError(raw)
+        except ValueError:
+            reading.problems.append(f"{name} must be {what}, got {raw!r}.")
+            return fallback
+        return value
+
+    return parse
+
+
 def _read_timeout(raw: str, reading: _Reading) -> float:
-    try:
-        seconds = float(raw)
-        if not 0.5 <= seconds <= 300:
-            raise ValueError(raw)
-    except ValueError:
-        reading.problems.append(f"HTTP_READ_TIMEOUT must be seconds between 0.5 and 300, got {raw!r}.")
-        return float(DEFAULT_READ_TIMEOUT)
-    return seconds
+    parse = _amount(0.5, 300, float(DEFAULT_READ_TIMEOUT), "seconds between 0.5 and 300")
+    return parse("HTTP_READ_TIMEOUT", raw, reading)
 
 
 def _ttl(raw: str, reading: _Reading) -> int:
@@ -177,14 +187,8 @@ def _folder(name: str) -> Parser:
 
 
 def _max_rate(raw: str, reading: _Reading) -> float:
-    try:
-        rate = float(raw)
-        if not 0 <= rate <= 10_000:
-            raise ValueError(raw)
-    except ValueError:
-        reading.problems.append(f"TELEGRAM_MAX_RATE must be messages per second (0 = no limit), got {raw!r}.")
-        return float(DEFAULT_MAX_RATE)
-    return rate
+    parse = _amount(0, 10_000, float(DEFAULT_MAX_RATE), "messages per second (0 = no limit)")
+    return parse("TELEGRAM_MAX_RATE", raw, reading)
 
 
 def _log_level(raw: str, reading: _Reading) -> str:

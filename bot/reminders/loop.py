@@ -19,6 +19,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bot.outage import Outage
 from bot.reminders.clock import Clock, system_clock
 from bot.reminders.firing import Firer
 from bot.store.base import Fired, Store
@@ -69,19 +70,15 @@ class ReminderLoop:
     async def run_forever(self) -> None:
         """Round after round: a full batch goes on at once (after the pacing pause),
         otherwise the loop looks again after `idle` seconds."""
-        failing = False
+        outage = Outage("firing reminders", log)
         while True:
             pause = self.idle
             try:
                 result = await self.tick()
             except Exception as error:
-                if not failing:  # once per outage, not every second
-                    log.warning("firing reminders failed (%s); will keep trying", type(error).__name__)
-                failing = True
+                outage.failed(error)
             else:
-                if failing:
-                    log.info("firing reminders works again")
-                failing = False
+                outage.worked()
                 paced = len(result.chats) / self.rate if self.rate > 0 else 0.0
                 pause = paced if result.claimed >= self.batch else max(paced, self.idle)
             await asyncio.sleep(pause)

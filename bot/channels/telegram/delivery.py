@@ -54,6 +54,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, Tele
 
 from bot.channels.telegram.effects import Effect, chat_id_of, decode, is_cosmetic
 from bot.channels.telegram.ratelimit import retry_after_seconds
+from bot.outage import Outage
 from bot.store.base import OutboxMessage, Store
 
 log = logging.getLogger(__name__)
@@ -202,7 +203,7 @@ class Delivery:
 
     async def _sweep_forever(self) -> None:
         older_than = timedelta(0)  # at start-up: whatever a previous process left
-        failing = False
+        outage = Outage("outbox sweep", log)
         beaten = time.monotonic()
         while True:
             if time.monotonic() - beaten >= self.policy.beat_every:
@@ -211,13 +212,9 @@ class Delivery:
             try:
                 await self.sweep(older_than)
             except Exception as error:
-                if not failing:  # once per outage, not every second
-                    log.warning("outbox sweep failed (%s); will keep trying", type(error).__name__)
-                failing = True
+                outage.failed(error)
             else:
-                if failing:
-                    log.info("outbox sweep works again")
-                failing = False
+                outage.worked()
                 older_than = self.policy.stale_after
             await asyncio.sleep(self.policy.sweep_every)
 
